@@ -1,0 +1,13 @@
+//! Host build of the kernel module's pure layers.
+//!
+//! The very same files that `dm_thin_rs.ko` compiles (`rust/pdata/` and
+//! `rust/thin/metadata/`) are mounted here so they can be tested with
+//! `cargo test` and driven by the `thinmeta` tool. Nothing here is compiled
+//! into the module.
+
+#[path = "../rust/pdata/mod.rs"]
+pub mod pdata;
+
+#[path = "../rust/thin/metadata/mod.rs"]
+pub mod metadata;
+

@@ -1,0 +1,211 @@
+//! The one seam through which persistent-data reaches the heap.
+//!
+//! In the kernel module (`cfg(dm_thin_kernel)`) there is no `alloc` crate:
+//! [`Vec`] wraps `kernel::alloc::KVec` and [`Box`] wraps `KBox`, allocating with
+//! `GFP_NOIO`-safe flags chosen by the caller's context. On the host they wrap
+//! the standard types. Both expose the same small, fallible API; everything
+//! else (insert, remove, ...) is written once, over slices.
+
+use super::error::{Error, Result};
+use core::ops::{Deref, DerefMut};
+
+#[cfg(dm_thin_kernel)]
+mod imp {
+    pub(super) type RawVec<T> = kernel::alloc::KVec<T>;
+    pub(super) type RawBox<T> = kernel::alloc::KBox<T>;
+    const FLAGS: kernel::alloc::Flags = kernel::alloc::flags::GFP_KERNEL;
+
+    pub(super) fn vec_new<T>() -> RawVec<T> {
+        RawVec::new()
+    }
+    pub(super) fn push<T>(v: &mut RawVec<T>, x: T) -> bool {
+        v.push(x, FLAGS).is_ok()
+    }
+    pub(super) fn reserve<T>(v: &mut RawVec<T>, n: usize) -> bool {
+        v.reserve(n, FLAGS).is_ok()
+    }
+    pub(super) fn pop<T>(v: &mut RawVec<T>) -> Option<T> {
+        v.pop()
+    }
+    pub(super) fn truncate<T>(v: &mut RawVec<T>, n: usize) {
+        v.truncate(n)
+    }
+    pub(super) fn box_new<T>(x: T) -> Option<RawBox<T>> {
+        RawBox::new(x, FLAGS).ok()
+    }
+}
+
+#[cfg(not(dm_thin_kernel))]
+mod imp {
+    extern crate std;
+    pub(super) type RawVec<T> = std::vec::Vec<T>;
+    pub(super) type RawBox<T> = std::boxed::Box<T>;
+
+    pub(super) fn vec_new<T>() -> RawVec<T> {
+        RawVec::new()
+    }
+    pub(super) fn push<T>(v: &mut RawVec<T>, x: T) -> bool {
+        v.push(x);
+        true
+    }
+    pub(super) fn reserve<T>(v: &mut RawVec<T>, n: usize) -> bool {
+        v.try_reserve(n).is_ok()
+    }
+    pub(super) fn pop<T>(v: &mut RawVec<T>) -> Option<T> {
+        v.pop()
+    }
+    pub(super) fn truncate<T>(v: &mut RawVec<T>, n: usize) {
+        v.truncate(n)
+    }
+    pub(super) fn box_new<T>(x: T) -> Option<RawBox<T>> {
+        Some(RawBox::new(x))
+    }
+}
+
+/// A growable array whose every allocation can fail with [`Error::NoMem`].
+pub struct Vec<T>(imp::RawVec<T>);
+
+impl<T> Vec<T> {
+    /// An empty vector; allocates nothing.
+    pub fn new() -> Self {
+        Vec(imp::vec_new())
+    }
+
+    /// An empty vector with room for `n` elements.
+    pub fn with_capacity(n: usize) -> Result<Self> {
+        let mut v = Self::new();
+        v.reserve(n)?;
+        Ok(v)
+    }
+
+    /// Makes room for `n` more elements.
+    pub fn reserve(&mut self, n: usize) -> Result<()> {
+        if imp::reserve(&mut self.0, n) {
+            Ok(())
+        } else {
+            Err(Error::NoMem)
+        }
+    }
+
+    /// Appends `x`.
+    pub fn push(&mut self, x: T) -> Result<()> {
+        if imp::push(&mut self.0, x) {
+            Ok(())
+        } else {
+            Err(Error::NoMem)
+        }
+    }
+
+    /// Removes and returns the last element.
+    pub fn pop(&mut self) -> Option<T> {
+        imp::pop(&mut self.0)
+    }
+
+    /// Shortens the vector to `n` elements (no-op if already shorter).
+    pub fn truncate(&mut self, n: usize) {
+        imp::truncate(&mut self.0, n)
+    }
+
+    /// Removes every element.
+    pub fn clear(&mut self) {
+        self.truncate(0)
+    }
+
+    /// Inserts `x` at `index`, shifting the tail right. `index > len` is an error.
+    pub fn insert(&mut self, index: usize, x: T) -> Result<()> {
+        if index > self.len() {
+            return Err(Error::Invalid);
+        }
+        self.push(x)?;
+        self.0[index..].rotate_right(1);
+        Ok(())
+    }
+
+    /// Removes and returns the element at `index`, shifting the tail left.
+    pub fn remove(&mut self, index: usize) -> Option<T> {
+        if index >= self.len() {
+            return None;
+        }
+        self.0[index..].rotate_left(1);
+        self.pop()
+    }
+}
+
+impl<T: Clone> Vec<T> {
+    /// Appends a copy of every element of `s`.
+    pub fn extend_from_slice(&mut self, s: &[T]) -> Result<()> {
+        self.reserve(s.len())?;
+        for x in s {
+            self.push(x.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Resizes to `n` elements, filling new slots with `value`.
+    pub fn resize(&mut self, n: usize, value: T) -> Result<()> {
+        if n <= self.len() {
+            self.truncate(n);
+            return Ok(());
+        }
+        self.reserve(n - self.len())?;
+        while self.len() < n {
+            self.push(value.clone())?;
+        }
+        Ok(())
+    }
+
+    /// A copy of `s` in a new vector.
+    pub fn from_slice(s: &[T]) -> Result<Self> {
+        let mut v = Self::new();
+        v.extend_from_slice(s)?;
+        Ok(v)
+    }
+}
+
+impl<T> Default for Vec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Deref for Vec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Vec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.0
+    }
+}
+
+impl<T: core::fmt::Debug> core::fmt::Debug for Vec<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A heap allocation whose creation can fail with [`Error::NoMem`].
+pub struct Box<T>(imp::RawBox<T>);
+
+impl<T> Box<T> {
+    /// Moves `x` to the heap.
+    pub fn new(x: T) -> Result<Self> {
+        imp::box_new(x).map(Box).ok_or(Error::NoMem)
+    }
+}
+
+impl<T> Deref for Box<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for Box<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+}
