@@ -27,7 +27,8 @@ if [ -f "$CACHE/kernel/$key/built" ]; then
     exit 0
 fi
 
-rm -rf "$CACHE/kernel/$key"
+# A new version or config replaces older builds (each is several GiB).
+rm -rf "$CACHE/kernel"
 mkdir -p "$CACHE/kernel/$key/x"
 log "extracting $(basename "$deb")"
 dpkg-deb -x "$deb" "$CACHE/kernel/$key/x" || die "dpkg-deb failed"

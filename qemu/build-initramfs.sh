@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Builds the guest initramfs: busybox-static, the userspace tools the suite
+# uses (with the libraries ldd lists), the C dm-thin modules of the test
+# kernel, dm_thin_rs.ko, and tests/vm.  Usage: build-initramfs.sh KDIR OUT MODE [ARGS...]
+set -euo pipefail
+kdir=$1 out=$2 mode=$3; shift 3
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/scripts/common.sh"
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,proc,sys,dev,tmp,mnt,etc,modules,run,var/tmp}
+
+cp /bin/busybox "$stage/bin/busybox"
+for applet in $("$stage/bin/busybox" --list); do
+    [ -e "$stage/bin/$applet" ] || ln -s busybox "$stage/bin/$applet"
+done
+
+copy_with_libs() { # copy_with_libs SRC DEST-IN-STAGE
+    local src=$1 dst=$2
+    mkdir -p "$stage/$(dirname "$dst")"
+    cp -L "$src" "$stage/$dst"
+    ldd "$src" 2>/dev/null | grep -oE '/[^ ]+' | while read -r lib; do
+        [ -e "$stage$lib" ] || { mkdir -p "$stage$(dirname "$lib")"; cp -L "$lib" "$stage$lib"; }
+    done
+}
+
+for tool in /usr/sbin/dmsetup /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/bin/fio \
+            /usr/sbin/fstrim /usr/sbin/blkdiscard /usr/sbin/pdata_tools; do
+    [ -x "$tool" ] || { echo "missing $tool: run make setup" >&2; exit 1; }
+    copy_with_libs "$tool" "$tool"
+done
+for t in thin_check thin_dump thin_restore thin_ls thin_metadata_size thin_delta thin_rmap; do
+    ln -sf pdata_tools "$stage/usr/sbin/$t"
+done
+ln -sf mke2fs "$stage/usr/sbin/mkfs.ext4"
+ln -sf e2fsck "$stage/usr/sbin/fsck.ext4"
+# The second oracle, thin-provisioning-tools 1.1.0, as pdata_tools11.
+tpt11="$CACHE/tools/tpt-1.1.0/usr/sbin/pdata_tools"
+[ -x "$tpt11" ] && copy_with_libs "$tpt11" /usr/sbin/pdata_tools11
+cp /etc/mke2fs.conf "$stage/etc/" 2>/dev/null || true
+echo "root:x:0:0:root:/:/bin/sh" > "$stage/etc/passwd"
+
+# Modules: the C thin-pool and its dependencies, the helpers, and ours.
+for m in drivers/md/dm-bufio.ko drivers/md/dm-bio-prison.ko \
+         drivers/md/persistent-data/dm-persistent-data.ko drivers/md/dm-thin-pool.ko \
+         drivers/md/dm-flakey.ko drivers/md/dm-log-writes.ko drivers/md/dm-delay.ko \
+         drivers/block/brd.ko drivers/block/null_blk/null_blk.ko; do
+    [ -f "$kdir/$m" ] || { echo "missing module $kdir/$m" >&2; exit 1; }
+    cp "$kdir/$m" "$stage/modules/"
+done
+[ -f "$top/dm_thin_rs.ko" ] || { echo "missing dm_thin_rs.ko: run make" >&2; exit 1; }
+cp "$top/dm_thin_rs.ko" "$stage/modules/"
+
+cp -r "$top/tests/vm" "$stage/tests"
+printf '%s\n' "$mode" > "$stage/etc/vm-mode"
+printf '%s\n' "$@" > "$stage/etc/vm-args"
+cp "$top/qemu/init" "$stage/init"
+chmod +x "$stage/init"
+
+(cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"

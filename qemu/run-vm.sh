@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Boots the test kernel once under QEMU and runs one mode inside:
+#   run-vm.sh test KDIR [IMPL:SCENARIO ...]   the acceptance suite (tests/vm)
+#   run-vm.sh demo KDIR                       the used-by flow
+#   run-vm.sh bench KDIR                      fio against dm-linear, C and Rust
+#   run-vm.sh shell KDIR                      an interactive shell
+# The whole console goes to build/vm-<mode>.log. Any oops, BUG, WARNING,
+# KASAN or lockdep report, or a guest that does not finish, fails the run.
+set -uo pipefail
+mode=$1 kdir=$2; shift 2
+top=$(cd "$(dirname "$0")/.." && pwd)
+out="$top/build"; mkdir -p "$out"
+log="$out/vm-$mode.log"
+img="$out/vm-$mode.initrd.gz"
+disks="$out/disks-$mode"
+case "$mode" in
+    test) limit=${VM_TIMEOUT:-2400} ;;
+    bench) limit=${VM_TIMEOUT:-1800} ;;
+    demo) limit=${VM_TIMEOUT:-900} ;;
+    *) limit=0 ;;
+esac
+
+bash "$top/qemu/build-initramfs.sh" "$kdir" "$img" "$mode" "$@" || exit 1
+rm -rf "$disks"; mkdir -p "$disks"
+truncate -s 64M "$disks/meta.img"; truncate -s 2G "$disks/data.img"
+truncate -s 64M "$disks/meta2.img"; truncate -s 2G "$disks/data2.img"
+drives=()
+for d in meta data meta2 data2; do
+    drives+=(-drive "file=$disks/$d.img,if=virtio,format=raw,cache=unsafe,discard=unmap")
+done
+qemu=(qemu-system-x86_64 -m 3G -smp 2 -no-reboot -kernel "$kdir/arch/x86/boot/bzImage"
+      -initrd "$img" -append "console=ttyS0 panic=-1 oops=panic rdinit=/init"
+      "${drives[@]}" -display none -vga none -net none)
+
+if [ "$mode" = shell ]; then
+    exec "${qemu[@]}" -cpu max -serial mon:stdio
+fi
+
+# KVM hangs before the first line on some nested hosts: give it 30s to boot.
+accel=(-cpu max)
+if [ -w /dev/kvm ] && [ -z "${VM_NO_KVM:-}" ]; then
+    : > "$log"
+    timeout 30 "${qemu[@]}" -enable-kvm -cpu host -serial "file:$log.kvm" >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 30); do
+        grep -q VM-BOOTED "$log.kvm" 2>/dev/null && break
+        kill -0 $pid 2>/dev/null || break
+        sleep 1
+    done
+    kill $pid 2>/dev/null; wait $pid 2>/dev/null
+    if grep -q VM-BOOTED "$log.kvm" 2>/dev/null; then
+        accel=(-enable-kvm -cpu host)
+        echo "[vm] KVM works here"
+    else
+        echo "[vm] KVM did not boot within 30s; using TCG"
+    fi
+    rm -f "$log.kvm"
+    rm -rf "$disks"; mkdir -p "$disks"
+    for d in meta meta2; do truncate -s 64M "$disks/$d.img"; done
+    for d in data data2; do truncate -s 2G "$disks/$d.img"; done
+fi
+
+echo "[vm] booting ($mode), console log: $log, limit ${limit}s"
+timeout --foreground -k 10 "$limit" "${qemu[@]}" "${accel[@]}" -serial stdio < /dev/null 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+rm -rf "$disks"
+
+fail=0
+if [ "$status" = 124 ]; then
+    echo "[vm] FAIL: the guest did not finish within ${limit}s"; fail=1
+elif ! grep -q '^VM-DONE' "$log"; then
+    echo "[vm] FAIL: the guest stopped before finishing (status $status)"; fail=1
+fi
+splat='\] (BUG:|WARNING:|Oops|general protection fault|Kernel panic|KASAN|UBSAN|INFO: possible|INFO: trying to register|possible circular locking|possible recursive locking|inconsistent lock state|DEBUG_LOCKS_WARN|BUG kmalloc|kernel BUG)'
+if grep -E "$splat" "$log" >/dev/null; then
+    echo "[vm] FAIL: kernel splat in the console log:"
+    grep -nE "$splat" "$log" | head -20
+    fail=1
+fi
+if [ "$mode" = test ]; then
+    passed=$(grep -c '^RESULT PASS' "$log")
+    failed=$(grep -c '^RESULT FAIL' "$log")
+    echo "VM-SUMMARY $passed passed, $((failed + fail)) failed"
+    grep '^RESULT FAIL' "$log" | sed 's/^/[vm] /'
+fi
+grep -q '^VM-DONE rc=0' "$log" || fail=1
+exit $fail

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! dm-thin-rs: the device-mapper `thin-pool` and `thin` targets in Rust.
+//!
+//! Layers, bottom to top: `bindings` (bindgen output and C helpers), `dm`
+//! (safe device-mapper abstractions, the only FFI), `pdata` (persistent
+//! data: block manager, btrees, space maps), `thin` (metadata, targets).
+//!
+//! Load beside the C module with other target names:
+//! `insmod dm_thin_rs.ko pool_target=rthin-pool thin_target=rthin`.
+
+use kernel::prelude::*;
+
+mod bindings;
+mod dm;
+#[allow(dead_code)]
+mod pdata;
+mod thin;
+
+module! {
+    type: DmThinRs,
+    name: "dm_thin_rs",
+    authors: ["dm-thin-rs developers"],
+    description: "device-mapper thin provisioning targets (thin-pool, thin) in Rust",
+    license: "GPL",
+}
+
+struct DmThinRs {
+    _thin: dm::TargetType<thin::ThinTarget>,
+    _pool: dm::TargetType<thin::PoolTarget>,
+}
+
+impl kernel::Module for DmThinRs {
+    fn init(module: &'static ThisModule) -> Result<Self> {
+        let pool = dm::TargetType::<thin::PoolTarget>::register(
+            dm::pool_target_name(),
+            thin::TARGET_VERSION,
+            thin::PoolTarget::FEATURES,
+            module,
+        )?;
+        let thin = dm::TargetType::<thin::ThinTarget>::register(
+            dm::thin_target_name(),
+            thin::TARGET_VERSION,
+            thin::ThinTarget::FEATURES,
+            module,
+        )?;
+        pr_info!(
+            "registered targets {:?} and {:?}\n",
+            dm::pool_target_name(),
+            dm::thin_target_name()
+        );
+        Ok(DmThinRs {
+            _thin: thin,
+            _pool: pool,
+        })
+    }
+}

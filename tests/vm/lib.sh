@@ -1,0 +1,90 @@
+# Helpers for the VM scenarios. Sourced by run.sh, demo.sh and each scenario.
+# IMPL (c or rust) selects POOL_TARGET and THIN_TARGET; the same scenario
+# text runs against both implementations.
+
+META=/dev/vda
+DATA=/dev/vdb
+META2=/dev/vdc
+DATA2=/dev/vdd
+BLOCK_SECTORS=128          # 64 KiB data blocks
+case "${IMPL:-c}" in
+    c) POOL_TARGET=thin-pool THIN_TARGET=thin ;;
+    rust) POOL_TARGET=rthin-pool THIN_TARGET=rthin ;;
+esac
+
+fail() { echo "ASSERT-FAIL: $*"; exit 1; }
+note() { echo "  .. $*"; }
+assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
+assert_lt() { [ "$1" -lt "$2" ] || fail "$3: expected $1 < $2"; }
+assert_le() { [ "$1" -le "$2" ] || fail "$3: expected $1 <= $2"; }
+assert_gt() { [ "$1" -gt "$2" ] || fail "$3: expected $1 > $2"; }
+must() { "$@" || fail "command failed: $*"; }
+must_fail() { if "$@" 2>/dev/null; then fail "command should have failed: $*"; fi; }
+
+sectors() { blockdev --getsz "$1"; }
+wipe_meta() { dd if=/dev/zero of="${1:-$META}" bs=4096 count=1 conv=fsync 2>/dev/null; }
+
+# pool_create NAME [FEATURE...]: a pool on META/DATA with 64 KiB blocks.
+pool_create() {
+    local name=$1; shift
+    local nf=$#
+    local feat=""
+    [ $nf -gt 0 ] && feat="$nf $*"
+    must dmsetup create "$name" --table "0 $(sectors $DATA) $POOL_TARGET $META $DATA $BLOCK_SECTORS 0 $feat"
+}
+# thin_create POOL ID NAME SIZE_MB: create_thin and activate it.
+thin_create() {
+    must dmsetup message "/dev/mapper/$1" 0 "create_thin $2"
+    thin_activate "$@"
+}
+thin_activate() {
+    must dmsetup create "$3" --table "0 $(($4 * 2048)) $THIN_TARGET /dev/mapper/$1 $2"
+}
+# snap_create POOL ORIGIN_ID ORIGIN_NAME SNAP_ID: suspend the active origin, snapshot, resume.
+snap_create() {
+    if [ -n "$3" ]; then must dmsetup suspend "$3"; fi
+    must dmsetup message "/dev/mapper/$1" 0 "create_snap $4 $2"
+    if [ -n "$3" ]; then must dmsetup resume "$3"; fi
+}
+# Fields of `dmsetup status` for a pool: transaction id, used metadata, used data, ...
+pool_field() { dmsetup status "$1" | awk -v f="$2" '{print $f}'; }
+pool_trans_id() { pool_field "$1" 4; }
+pool_used_data() { pool_field "$1" 6 | cut -d/ -f1; }
+pool_total_data() { pool_field "$1" 6 | cut -d/ -f2; }
+thin_mapped_sectors() { dmsetup status "$1" | awk '{print $4}'; }
+thin_highest() { dmsetup status "$1" | awk '{print $5}'; }
+# Discarded sectors seen by a block device (field 10 of /sys/block/X/stat).
+discard_sectors() { awk '{print $10}' "/sys/block/$(basename "$(readlink -f "$1")")/stat"; }
+dm_sysname() { basename "$(readlink -f "/dev/mapper/$1")"; }
+
+# Write COUNT KiB of a reproducible pattern (seeded by SEED) at KiB offset OFF.
+pattern() { # pattern SEED KIB
+    awk -v s="$1" -v n="$2" 'BEGIN { srand(s); for (i = 0; i < n; i++) { line = ""; for (j = 0; j < 16; j++) line = line sprintf("%08x", int(rand() * 4294967295)); for (k = 0; k < 8; k++) printf "%s", line } }'
+}
+write_pattern() { # write_pattern DEV SEED KIB OFFSET_KIB
+    pattern "$2" "$3" | dd of="$1" bs=1024 seek="$4" conv=notrunc,fsync 2>/dev/null || fail "write to $1"
+}
+sum_range() { # sum_range DEV KIB OFFSET_KIB
+    dd if="$1" bs=1024 count="$2" skip="$3" 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+pattern_sum() { pattern "$1" "$2" | sha256sum | cut -d' ' -f1; }
+zero_sum() { dd if=/dev/zero bs=1024 count="$1" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+
+# The last ti->error device-mapper logged for TARGET (since dmesg -c).
+last_target_error() {
+    dmesg | grep -o "$1: .*" | tail -n1 | sed -E "s/^$1: //; s/ \((-E[A-Z]+|-[0-9]+)\)\$//"
+}
+
+# teardown: unmount and remove every dm device; thin_check the pool metadata.
+teardown() {
+    for m in /mnt/*; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
+    dmsetup remove_all >/dev/null 2>&1 || { sleep 1; dmsetup remove_all; }
+    [ -z "$(dmsetup ls 2>/dev/null | grep -v 'No devices')" ] || fail "devices left after teardown"
+}
+check_metadata() { # check_metadata DEV: both thin_check versions must be clean
+    thin_check "$1" >/tmp/tc.out 2>&1 || { cat /tmp/tc.out; fail "thin_check 0.9 on $1"; }
+    if [ -x /usr/sbin/pdata_tools11 ]; then
+        pdata_tools11 thin_check "$1" >/tmp/tc.out 2>&1 || { cat /tmp/tc.out; fail "thin_check 1.1 on $1"; }
+    fi
+}
+maj_min() { set -- $(stat -L -c '%t %T' "$1"); printf '%d:%d' "0x$1" "0x$2"; }

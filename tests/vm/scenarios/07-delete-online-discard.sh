@@ -1,0 +1,17 @@
+# With mount -o discard, deleting files returns data blocks to the pool.
+APPLIES="c"
+main() {
+    pool_create pool
+    thin_create pool 1 thin1 256
+    must mkfs.ext4 -q -E lazy_itable_init=1,lazy_journal_init=1 /dev/mapper/thin1
+    mkdir -p /mnt/a
+    must mount -o discard /dev/mapper/thin1 /mnt/a
+    base=$(pool_used_data pool)
+    pattern 7 16384 > /mnt/a/big; sync
+    full=$(pool_used_data pool)
+    assert_gt $full $((base + 200)) "16 MiB written provisions at least 200 blocks"
+    rm /mnt/a/big; sync; sleep 1
+    after=$(pool_used_data pool)
+    note "used data blocks: base $base, full $full, after delete $after"
+    assert_lt $after $((base + 20)) "blocks returned after delete with -o discard"
+}
