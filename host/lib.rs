@@ -11,3 +11,6 @@ pub mod pdata;
 #[path = "../rust/thin/metadata/mod.rs"]
 pub mod metadata;
 
+#[path = "../rust/thin/table_line.rs"]
+pub mod table_line;
+
