@@ -8,6 +8,8 @@
 #[path = "../rust/pdata/mod.rs"]
 pub mod pdata;
 
+pub mod ramdisk;
+
 #[path = "../rust/thin/metadata/mod.rs"]
 pub mod metadata;
 

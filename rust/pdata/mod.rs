@@ -3,6 +3,62 @@
 //!
 //! Plain `no_std` Rust with no kernel calls: compiled into `dm_thin_rs.ko`
 //! and, from the very same files, into the host crate for `cargo test`.
+//!
+//! Layers, bottom up: [`block_device`] (the device trait), [`block_manager`]
+//! (cache, locks, validators), [`transaction_manager`] (shadowing, commit,
+//! with the metadata space map inside), [`btree`] and [`space_map`].
+//!
+//! # Usage
+//!
+//! ```ignore
+//! use crate::pdata::block_manager::BlockManager;
+//! use crate::pdata::transaction_manager::{Transaction, TransactionManager};
+//! use crate::pdata::space_map::DiskSpaceMap;
+//! use crate::pdata::btree::{Btree, U64Value};
+//!
+//! // Format: metadata space map over the whole device, superblock at block 0.
+//! let bm = BlockManager::new(dev, 1024)?;           // cache of 1024 blocks
+//! let mut tm = TransactionManager::create(bm, 0)?;
+//! // Data space map (its structures live on the metadata device).
+//! let mut data_sm = DiskSpaceMap::create(&mut tm, nr_data_blocks)?;
+//!
+//! // A btree of u64 values (levels = 1; the thin mapping tree has 2).
+//! let tree: Btree<U64Value> = Btree::new(1);
+//! let mut root = tree.empty(&mut tm)?;
+//! root = tree.insert(&mut tm, &mut (), root, &[42], &7)?;
+//! assert_eq!(tree.lookup(&mut tm, root, &[42])?, Some(7));
+//! let (r, found) = tree.remove(&mut tm, &mut (), root, &[42])?;
+//! root = r;                                   // always store the new root
+//!
+//! // Commit: data sm first, then the metadata (superblock written last).
+//! data_sm.commit(&mut tm)?;
+//! let data_root = data_sm.root();
+//! tm.commit_with(0, &MY_SB_VALIDATOR, /*zero=*/true, |sb, meta_root| {
+//!     // fill the superblock: meta_root.pack(&mut sb[..]), data_root, root...
+//!     Ok(())
+//! })?;
+//!
+//! // Reopen from a saved metadata space-map root (from the superblock):
+//! let mut tm = TransactionManager::open(bm, 0, &sb_metadata_sm_root[..])?;
+//! let mut data_sm = DiskSpaceMap::open(&mut tm, &sb_data_sm_root[..])?;
+//!
+//! // Abort: back to the last commit (the caller reloads its own roots).
+//! tm.abort()?;
+//! data_sm.abort();
+//!
+//! // Non-blocking lookup (fails with Error::WouldBlock on a cache miss):
+//! let v = tree.lookup(&mut tm.non_blocking(), root, &[42])?;
+//! ```
+//!
+//! Value types with reference-counting hooks implement
+//! [`btree::ValueType`]; the hooks receive a caller context (for example
+//! `&mut DiskSpaceMap` for block-time values) and the transaction.
 
 pub mod alloc;
+pub mod block_device;
+pub mod block_manager;
+pub mod btree;
+pub mod checksum;
 pub mod error;
+pub mod space_map;
+pub mod transaction_manager;

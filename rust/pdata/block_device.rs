@@ -1,0 +1,30 @@
+//! The block device under the block manager: 4 KiB metadata blocks.
+//!
+//! In the kernel this is implemented over dm-io/bios by `rust/dm`; on the
+//! host by a file or by `host::ramdisk::RamDisk` (with fault injection).
+
+use super::error::Result;
+
+/// Size of a metadata block in bytes (the kernel's `THIN_METADATA_BLOCK_SIZE`).
+pub const BLOCK_SIZE: usize = 4096;
+
+/// A device of `BLOCK_SIZE` blocks.
+///
+/// Blocking, synchronous I/O. Writes may be cached by the device until
+/// [`BlockDevice::flush`]; `write_fua` is a write that is durable when it
+/// returns (the default implementation is write then flush).
+pub trait BlockDevice: Send {
+    /// Number of blocks on the device.
+    fn nr_blocks(&self) -> u64;
+    /// Reads block `b` into `buf` (`buf.len() == BLOCK_SIZE`).
+    fn read(&mut self, b: u64, buf: &mut [u8]) -> Result<()>;
+    /// Writes `buf` (`buf.len() == BLOCK_SIZE`) to block `b`.
+    fn write(&mut self, b: u64, buf: &[u8]) -> Result<()>;
+    /// Makes every completed write durable.
+    fn flush(&mut self) -> Result<()>;
+    /// Writes block `b` durably (forced unit access).
+    fn write_fua(&mut self, b: u64, buf: &[u8]) -> Result<()> {
+        self.write(b, buf)?;
+        self.flush()
+    }
+}

@@ -1,0 +1,279 @@
+//! The data device's space map (`dm-space-map-disk.c`).
+//!
+//! Its bitmaps, index btree and ref-count btree live on the *metadata*
+//! device and are changed through the transaction manager like any other
+//! metadata; the map itself only keeps the current and committed roots and
+//! counters. Every method takes the transaction it works in.
+
+use super::{
+    ll_extend, ll_find_common_free, ll_lookup, ll_mutate, Event, IndexEntry, IndexEntryValue,
+    LlCounts, LlEnv, Op, SmRoot,
+};
+use crate::pdata::block_manager::{BlockManager, BlockValidator, ReadLock, WriteLock};
+use crate::pdata::btree::{Btree, U32Value};
+use crate::pdata::error::{Error, Result};
+use crate::pdata::transaction_manager::Transaction;
+
+const INDEX_TREE: Btree<IndexEntryValue> = Btree::new(1);
+
+struct DiskEnv<'a, T: Transaction> {
+    tm: &'a mut T,
+    root: &'a mut u64,
+    old_root: u64,
+}
+
+impl<T: Transaction> Transaction for DiskEnv<'_, T> {
+    type Dev = T::Dev;
+    fn bm(&mut self) -> &mut BlockManager<T::Dev> {
+        self.tm.bm()
+    }
+    fn read_lock(&mut self, b: u64, v: &'static dyn BlockValidator) -> Result<ReadLock> {
+        self.tm.read_lock(b, v)
+    }
+    fn new_block(&mut self, v: &'static dyn BlockValidator) -> Result<WriteLock> {
+        self.tm.new_block(v)
+    }
+    fn shadow_block(&mut self, b: u64, v: &'static dyn BlockValidator) -> Result<(WriteLock, bool)> {
+        self.tm.shadow_block(b, v)
+    }
+    fn inc(&mut self, b: u64) -> Result<()> {
+        self.tm.inc(b)
+    }
+    fn dec(&mut self, b: u64) -> Result<()> {
+        self.tm.dec(b)
+    }
+    fn ref_count(&mut self, b: u64) -> Result<u32> {
+        self.tm.ref_count(b)
+    }
+    fn is_shared(&mut self, b: u64) -> Result<bool> {
+        self.tm.is_shared(b)
+    }
+}
+
+impl<T: Transaction> LlEnv for DiskEnv<'_, T> {
+    fn load_ie(&mut self, i: u64) -> Result<IndexEntry> {
+        let root = *self.root;
+        INDEX_TREE.lookup(self.tm, root, &[i])?.ok_or(Error::BadSpaceMap)
+    }
+    fn save_ie(&mut self, i: u64, ie: &IndexEntry) -> Result<()> {
+        let root = *self.root;
+        *self.root = INDEX_TREE.insert(self.tm, &mut (), root, &[i], ie)?;
+        Ok(())
+    }
+    fn load_old_ie(&mut self, i: u64) -> Result<IndexEntry> {
+        INDEX_TREE.lookup(self.tm, self.old_root, &[i])?.ok_or(Error::BadSpaceMap)
+    }
+    fn max_index_entries(&self) -> u64 {
+        u64::MAX
+    }
+}
+
+/// The data device's space map (`struct sm_disk`).
+///
+/// Owned by the pool metadata next to the transaction manager; every call
+/// takes that transaction. Lifetime: one per open pool. "No free block" is
+/// `Ok(None)`.
+pub struct DiskSpaceMap {
+    counts: LlCounts,
+    bitmap_root: u64,
+    old_counts: LlCounts,
+    old_bitmap_root: u64,
+    begin: u64,
+    nr_allocated_this_transaction: i64,
+}
+
+impl DiskSpaceMap {
+    fn env<'a, T: Transaction>(&'a mut self, tm: &'a mut T) -> (DiskEnv<'a, T>, &'a mut LlCounts) {
+        (
+            DiskEnv {
+                tm,
+                root: &mut self.bitmap_root,
+                old_root: self.old_bitmap_root,
+            },
+            &mut self.counts,
+        )
+    }
+
+    /// `dm_sm_disk_create`: a map of `nr_blocks` free blocks (committed in
+    /// memory: its blocks become durable with the next metadata commit).
+    pub fn create<T: Transaction>(tm: &mut T, nr_blocks: u64) -> Result<Self> {
+        let bitmap_root = INDEX_TREE.empty(tm)?;
+        let ref_count_root = Btree::<U32Value>::new(1).empty(tm)?;
+        let mut sm = DiskSpaceMap {
+            counts: LlCounts {
+                nr_blocks: 0,
+                nr_allocated: 0,
+                ref_count_root,
+            },
+            bitmap_root,
+            old_counts: LlCounts::default(),
+            old_bitmap_root: bitmap_root,
+            begin: 0,
+            nr_allocated_this_transaction: 0,
+        };
+        {
+            let (mut env, counts) = sm.env(tm);
+            ll_extend(&mut env, counts, nr_blocks)?;
+        }
+        sm.commit(tm)?;
+        Ok(sm)
+    }
+
+    /// `dm_sm_disk_open`: opens the map whose root (32 bytes) was saved.
+    pub fn open<T: Transaction>(_tm: &mut T, root: &[u8]) -> Result<Self> {
+        let r = SmRoot::unpack(root)?;
+        if r.nr_allocated > r.nr_blocks {
+            return Err(Error::BadSpaceMap);
+        }
+        let counts = LlCounts {
+            nr_blocks: r.nr_blocks,
+            nr_allocated: r.nr_allocated,
+            ref_count_root: r.ref_count_root,
+        };
+        Ok(DiskSpaceMap {
+            counts,
+            bitmap_root: r.bitmap_root,
+            old_counts: counts,
+            old_bitmap_root: r.bitmap_root,
+            begin: 0,
+            nr_allocated_this_transaction: 0,
+        })
+    }
+
+    /// `sm_disk_extend`: covers `extra` more blocks.
+    pub fn extend<T: Transaction>(&mut self, tm: &mut T, extra: u64) -> Result<()> {
+        let (mut env, counts) = self.env(tm);
+        ll_extend(&mut env, counts, extra)
+    }
+
+    /// Blocks covered (as of the last commit, like C).
+    pub fn nr_blocks(&self) -> u64 {
+        self.old_counts.nr_blocks
+    }
+
+    /// Free blocks (`sm_disk_get_nr_free`).
+    pub fn nr_free(&self) -> u64 {
+        let base = self.old_counts.nr_blocks.saturating_sub(self.old_counts.nr_allocated) as i64;
+        (base - self.nr_allocated_this_transaction).max(0) as u64
+    }
+
+    /// Blocks in use now.
+    pub fn nr_allocated(&self) -> u64 {
+        self.counts.nr_allocated
+    }
+
+    /// The reference count of `b`.
+    pub fn get_count<T: Transaction>(&mut self, tm: &mut T, b: u64) -> Result<u32> {
+        let (mut env, counts) = self.env(tm);
+        ll_lookup(&mut env, counts, b)
+    }
+
+    /// Whether `b` has more than one reference.
+    pub fn count_is_more_than_one<T: Transaction>(&mut self, tm: &mut T, b: u64) -> Result<bool> {
+        Ok(self.get_count(tm, b)? > 1)
+    }
+
+    fn mutate<T: Transaction>(&mut self, tm: &mut T, b: u64, op: Op) -> Result<()> {
+        let ev = {
+            let (mut env, counts) = self.env(tm);
+            ll_mutate(&mut env, counts, b, op)?
+        };
+        match ev {
+            Event::Alloc => self.nr_allocated_this_transaction += 1,
+            Event::Free => self.nr_allocated_this_transaction -= 1,
+            Event::None => {}
+        }
+        Ok(())
+    }
+
+    /// Sets the reference count of `b`.
+    pub fn set_count<T: Transaction>(&mut self, tm: &mut T, b: u64, count: u32) -> Result<()> {
+        self.mutate(tm, b, Op::Set(count))
+    }
+
+    /// Increments the reference count of `b`.
+    pub fn inc<T: Transaction>(&mut self, tm: &mut T, b: u64) -> Result<()> {
+        self.mutate(tm, b, Op::Inc)
+    }
+
+    /// Decrements the reference count of `b` (`Err(RefCount)` below zero).
+    pub fn dec<T: Transaction>(&mut self, tm: &mut T, b: u64) -> Result<()> {
+        self.mutate(tm, b, Op::Dec)
+    }
+
+    /// Increments every block in `b..e`.
+    pub fn inc_range<T: Transaction>(&mut self, tm: &mut T, b: u64, e: u64) -> Result<()> {
+        for x in b..e {
+            self.inc(tm, x)?;
+        }
+        Ok(())
+    }
+
+    /// Decrements every block in `b..e`.
+    pub fn dec_range<T: Transaction>(&mut self, tm: &mut T, b: u64, e: u64) -> Result<()> {
+        for x in b..e {
+            self.dec(tm, x)?;
+        }
+        Ok(())
+    }
+
+    /// `sm_disk_new_block`: allocates a block free both now and at the last
+    /// commit, searching from after the last allocation and wrapping once.
+    /// `Ok(None)` if there is none.
+    pub fn new_block<T: Transaction>(&mut self, tm: &mut T) -> Result<Option<u64>> {
+        let begin = self.begin;
+        let old_counts = self.old_counts;
+        let b = {
+            let (mut env, counts) = self.env(tm);
+            let end = counts.nr_blocks;
+            match ll_find_common_free(&mut env, &old_counts, counts, begin, end)? {
+                Some(b) => Some(b),
+                None => ll_find_common_free(&mut env, &old_counts, counts, 0, begin)?,
+            }
+        };
+        let b = match b {
+            None => return Ok(None),
+            Some(b) => b,
+        };
+        self.begin = b + 1;
+        self.inc(tm, b)?;
+        Ok(Some(b))
+    }
+
+    /// `sm_disk_commit`: the current state becomes the committed one. Call
+    /// before the metadata commit that makes it durable.
+    pub fn commit<T: Transaction>(&mut self, _tm: &mut T) -> Result<()> {
+        self.old_counts = self.counts;
+        self.old_bitmap_root = self.bitmap_root;
+        self.nr_allocated_this_transaction = 0;
+        Ok(())
+    }
+
+    /// Returns to the last committed state (with the metadata abort).
+    pub fn abort(&mut self) {
+        self.counts = self.old_counts;
+        self.bitmap_root = self.old_bitmap_root;
+        self.nr_allocated_this_transaction = 0;
+        self.begin = 0;
+    }
+
+    /// The root to save in the superblock.
+    pub fn root(&self) -> SmRoot {
+        SmRoot {
+            nr_blocks: self.counts.nr_blocks,
+            nr_allocated: self.counts.nr_allocated,
+            bitmap_root: self.bitmap_root,
+            ref_count_root: self.counts.ref_count_root,
+        }
+    }
+
+    /// `dm_sm_copy_root`: writes the 32-byte root into `out`.
+    pub fn copy_root(&self, out: &mut [u8]) -> Result<()> {
+        self.root().pack(out)
+    }
+
+    /// `dm_sm_root_size`.
+    pub fn root_size(&self) -> usize {
+        super::SM_ROOT_SIZE
+    }
+}

@@ -1,0 +1,53 @@
+//! Smoke tests of the persistent-data engine: format, insert, commit, reopen.
+
+use dm_thin_host::pdata::block_manager::{BlockManager, NOOP_VALIDATOR};
+use dm_thin_host::pdata::btree::{Btree, U64Value};
+use dm_thin_host::pdata::space_map::{DiskSpaceMap, SmRoot};
+use dm_thin_host::pdata::transaction_manager::{Transaction, TransactionManager};
+use dm_thin_host::ramdisk::RamDisk;
+
+fn commit(tm: &mut TransactionManager<RamDisk>, root: u64, data_root: &SmRoot) {
+    let dr = *data_root;
+    tm.commit_with(0, &NOOP_VALIDATOR, false, |sb, mr| {
+        mr.pack(&mut sb[0..32])?;
+        dr.pack(&mut sb[32..64])?;
+        sb[64..72].copy_from_slice(&root.to_le_bytes());
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn format_insert_commit_reopen() {
+    let bm = BlockManager::new(RamDisk::new(4096), 256).unwrap();
+    let mut tm = TransactionManager::create(bm, 0).unwrap();
+    let mut data_sm = DiskSpaceMap::create(&mut tm, 100_000).unwrap();
+    let tree: Btree<U64Value> = Btree::new(1);
+    let mut root = tree.empty(&mut tm).unwrap();
+    for k in 0..5000u64 {
+        root = tree.insert(&mut tm, &mut (), root, &[k * 7 % 5003], &(k + 1)).unwrap();
+    }
+    for k in 0..5000u64 {
+        assert_eq!(tree.lookup(&mut tm, root, &[k * 7 % 5003]).unwrap(), Some(k + 1));
+    }
+    let b = data_sm.new_block(&mut tm).unwrap().unwrap();
+    assert_eq!(data_sm.get_count(&mut tm, b).unwrap(), 1);
+    data_sm.commit(&mut tm).unwrap();
+    let dr = data_sm.root();
+    commit(&mut tm, root, &dr);
+    assert_eq!(tm.bm_ref().nr_locks(), 0);
+
+    // Reopen from the superblock.
+    let mut dev = tm.into_bm().into_device();
+    dev.crash();
+    let sb = dev.block(0);
+    let bm = BlockManager::new(dev, 256).unwrap();
+    let mut tm = TransactionManager::open(bm, 0, &sb[0..32]).unwrap();
+    let mut data_sm = DiskSpaceMap::open(&mut tm, &sb[32..64]).unwrap();
+    let root = u64::from_le_bytes(sb[64..72].try_into().unwrap());
+    for k in 0..5000u64 {
+        assert_eq!(tree.lookup(&mut tm, root, &[k * 7 % 5003]).unwrap(), Some(k + 1));
+    }
+    assert_eq!(data_sm.get_count(&mut tm, b).unwrap(), 1);
+    assert_eq!(tm.bm().nr_locks(), 0);
+}
