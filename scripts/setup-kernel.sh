@@ -20,7 +20,9 @@ if [ -z "$deb" ]; then
     deb=$(ls "$CACHE"/downloads/linux-source-${KSERIES}_*.deb | head -n1)
 fi
 ver=$(basename "$deb" | sed -E 's/^linux-source-[0-9.]+_([^_]+)_.*/\1/')
-key="$ver-$(cat "$frag" "$0" | sha1sum | cut -c1-10)"
+# Bump RECIPE when the way the kernel is built changes (not for edits that don't).
+RECIPE=1
+key="$ver-$( (cat "$frag"; echo "recipe $RECIPE") | sha1sum | cut -c1-10)"
 kdir="$CACHE/kernel/$key/linux"
 if [ -f "$CACHE/kernel/$key/built" ]; then
     echo "$kdir"
