@@ -16,3 +16,9 @@ pub mod metadata;
 #[path = "../rust/thin/table_line.rs"]
 pub mod table_line;
 
+
+pub mod file_device;
+pub mod oracle;
+pub mod thin_model;
+pub mod thin_script;
+pub mod thin_xml;

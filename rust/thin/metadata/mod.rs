@@ -1,2 +1,71 @@
 //! The thin-provisioning metadata: superblock, device details and the
-//! two-level mapping tree, behind the API the targets call (`dm-thin-metadata.h`).
+//! two-level mapping tree, behind the API the targets call (the Rust form of
+//! `dm-thin-metadata.{c,h}`).
+//!
+//! # On-disk layout
+//!
+//! The metadata device is cut into 4 KiB blocks:
+//!
+//! - Block 0 holds the [superblock](superblock). Its live part is under 512
+//!   bytes so that writing it is atomic; it names every other root.
+//! - A metadata space map counts references to metadata blocks. Unlike the
+//!   data space map it keeps its index in a single block instead of a btree,
+//!   so that allocating metadata never has to recurse into a btree that is
+//!   itself allocating metadata.
+//! - A data space map counts references to data blocks. Its index is a btree
+//!   of index entries, each pointing at a bitmap block holding two bits per
+//!   block: 0, 1, 2 or "3 and more", the latter looked up in a second btree
+//!   of exact 32-bit counts.
+//! - The device details btree maps a thin device id to its
+//!   [details](device_details): mapped block count, creation transaction,
+//!   creation time and last snapshot time.
+//! - The mapping tree is a btree of btrees: the top level maps a device id to
+//!   the root of that device's own tree, which maps a virtual block to a
+//!   [`BlockTime`](block_time::BlockTime): 40 bits of data block, 24 bits
+//!   of the pool time when the mapping was made.
+//!
+//! Btree nodes fill a block: a header, then every key, then every value, so
+//! the binary search over keys stays in few cache lines. Interior values are
+//! child block numbers; leaf values may be any small fixed size.
+//!
+//! # Transactions and snapshots
+//!
+//! Nothing is updated in place. A block is shadowed (copied) the first time
+//! a transaction writes it, and freed blocks are not handed out again until
+//! the transaction commits, so the last committed tree is always intact on
+//! disk. Commit flushes every new block and then writes the superblock; a
+//! crash at any point leaves the previous superblock, and the tree it names,
+//! in charge. Allocation walks forward from the front of the device and goes
+//! back to fill holes, to keep free space from fragmenting.
+//!
+//! A snapshot is cheap: the snapshot's entry in the top level points at the
+//! origin's mapping tree root, whose reference count goes up by one. The
+//! first write to a shared node through either device shadows it, and the
+//! pool time goes up by one, so every mapping made before the snapshot has a
+//! time older than both devices' `snapshotted_time`: such a block may be
+//! shared, and writing it means copying it to a new data block first.
+//!
+//! A metadata snapshot ("held root") is a copy of the superblock whose trees
+//! get an extra reference: userspace tools read a stable image of a live pool
+//! through it.
+//!
+//! # This API
+//!
+//! [`PoolMetadata`] is the pool's metadata (`struct dm_pool_metadata`); a
+//! device is addressed by its [`ThinId`] and its in-core state
+//! ([`thin_device`]) is cached until the next commit writes it back. The
+//! caller (the pool target) serialises writers; "not found" is `None`.
+
+pub mod block_time;
+pub mod device_details;
+pub mod error;
+pub mod pool_metadata;
+pub mod superblock;
+pub mod thin_device;
+pub mod value_types;
+
+pub use block_time::BlockTime;
+pub use device_details::DeviceDetails;
+pub use error::{Error, Result};
+pub use pool_metadata::PoolMetadata;
+pub use thin_device::{LookupResult, MappedRange, ThinDevice, ThinId};

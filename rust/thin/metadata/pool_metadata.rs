@@ -1,0 +1,866 @@
+//! The pool's metadata as a whole (`struct dm_pool_metadata`): open or
+//! format, commit and abort, device creation and deletion, metadata
+//! snapshots, space accounting.
+//!
+//! Per-device operations (lookups, inserts, removals) are in
+//! [`super::thin_device`].
+
+use super::device_details::DeviceDetails;
+use super::error::{Error, Result};
+use super::superblock::{
+    self, Superblock, SB_VALIDATOR, SPACE_MAP_ROOT_SIZE, THIN_METADATA_BLOCK_SIZE,
+    THIN_METADATA_NEEDS_CHECK_FLAG, THIN_SUPERBLOCK_LOCATION, THIN_VERSION,
+};
+use super::thin_device::{ThinDevice, ThinId};
+use super::value_types::{DETAILS_TREE, MAPPING_TREE, TOP_LEVEL};
+use crate::pdata::alloc::Vec;
+use crate::pdata::block_device::{BlockDevice, BLOCK_SIZE};
+use crate::pdata::block_manager::BlockManager;
+use crate::pdata::space_map::{DiskSpaceMap, DM_SM_METADATA_MAX_BLOCKS};
+use crate::pdata::transaction_manager::{Transaction, TransactionManager};
+
+/// Default number of metadata blocks the block manager caches.
+pub const DEFAULT_CACHE_BLOCKS: usize = 4096;
+
+/// Most metadata blocks held back from the reported free count (16 MiB).
+const MAX_METADATA_RESERVE: u64 = 4096;
+
+/// The persistent-data objects of an open pool: gone after a failed abort
+/// (the C `fail_io` state), when only closing is possible.
+pub(super) struct Persistent<D: BlockDevice> {
+    pub(super) tm: TransactionManager<D>,
+    pub(super) data_sm: DiskSpaceMap,
+}
+
+/// The metadata of one pool (`struct dm_pool_metadata`).
+///
+/// Locking: none inside. The owner (the pool target, or `thinmeta`) holds
+/// it behind one lock; `&mut self` methods are the C `pmd_write_lock`
+/// sections and the lookups take `&mut self` too, because a lookup may load
+/// blocks into the cache. Lifetime: from [`PoolMetadata::open`] to
+/// [`PoolMetadata::close`] (dropping it without closing loses the open
+/// transaction, as a crash would).
+pub struct PoolMetadata<D: BlockDevice> {
+    /// `None` once an abort failed (`fail_io`).
+    pub(super) pd: Option<Persistent<D>>,
+    /// Pool time: bumped by every snapshot.
+    pub(super) time: u32,
+    /// Root of the two-level mapping tree.
+    pub(super) root: u64,
+    /// Root of the device details tree.
+    pub(super) details_root: u64,
+    /// Metadata snapshot root, 0 if none.
+    pub(super) held_root: u64,
+    /// Userspace transaction id.
+    pub(super) trans_id: u64,
+    /// Superblock flags (needs_check).
+    pub(super) flags: u32,
+    /// Data block size in sectors.
+    pub(super) data_block_size: u32,
+    /// Metadata blocks not reported as free.
+    pub(super) metadata_reserve: u64,
+    /// Devices opened or changed in this transaction (`thin_devices` list).
+    pub(super) devices: Vec<ThinDevice>,
+    /// Set by any operation that changes metadata: a pool never touched is
+    /// not committed (so a read-only look leaves the superblock alone).
+    pub(super) in_service: bool,
+    /// Set by [`Self::set_read_only`]: no commits.
+    pub(super) read_only: bool,
+}
+
+fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
+    let l = tm.read_lock(THIN_SUPERBLOCK_LOCATION, &SB_VALIDATOR)?;
+    let sb = Superblock::unpack(tm.bm().data(&l));
+    tm.bm().unlock(l);
+    sb
+}
+
+/// Reads block 0 straight from the device, before any block manager exists
+/// (`__superblock_all_zeroes` reads it without a validator).
+fn read_block0<D: BlockDevice>(dev: &mut D) -> Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    buf.resize(BLOCK_SIZE, 0u8)?;
+    dev.read(THIN_SUPERBLOCK_LOCATION, &mut buf)?;
+    Ok(buf)
+}
+
+impl<D: BlockDevice> PoolMetadata<D> {
+    /// `dm_pool_metadata_open`: opens the pool metadata on `dev`, formatting
+    /// it first if block 0 is all zeroes and `format_device` is set. An
+    /// existing pool must have been made with the same `data_block_size`.
+    pub fn open(dev: D, data_block_size: u32, format_device: bool) -> Result<Self> {
+        Self::open_with_cache(
+            dev,
+            Some(data_block_size),
+            format_device,
+            DEFAULT_CACHE_BLOCKS,
+        )
+    }
+
+    /// Like [`Self::open`], caching up to `cache_blocks` metadata blocks.
+    /// `data_block_size: None` opens an existing pool with whatever size it
+    /// has (host tools); formatting needs a size.
+    pub fn open_with_cache(
+        mut dev: D,
+        data_block_size: Option<u32>,
+        format_device: bool,
+        cache_blocks: usize,
+    ) -> Result<Self> {
+        let unformatted = superblock::all_zeroes(&read_block0(&mut dev)?);
+        let nr_dev_blocks = dev.nr_blocks();
+        let bm = BlockManager::new(dev, cache_blocks)?;
+        let mut pmd = PoolMetadata {
+            pd: None,
+            time: 0,
+            root: 0,
+            details_root: 0,
+            held_root: 0,
+            trans_id: 0,
+            flags: 0,
+            data_block_size: data_block_size.unwrap_or(0),
+            metadata_reserve: 0,
+            devices: Vec::new(),
+            in_service: false,
+            read_only: false,
+        };
+        if unformatted {
+            if !format_device {
+                return Err(Error::Unformatted);
+            }
+            let dbs = data_block_size.ok_or(Error::Invalid)?;
+            if dbs == 0 {
+                return Err(Error::Invalid);
+            }
+            pmd.format(bm, nr_dev_blocks)?;
+        } else {
+            pmd.open_metadata(bm, data_block_size)?;
+        }
+        pmd.begin_transaction()?;
+        pmd.set_metadata_reserve();
+        Ok(pmd)
+    }
+
+    /// `__format_metadata` + `__write_initial_superblock`.
+    fn format(&mut self, bm: BlockManager<D>, nr_dev_blocks: u64) -> Result<()> {
+        let mut tm = TransactionManager::create(bm, THIN_SUPERBLOCK_LOCATION)?;
+        let mut data_sm = DiskSpaceMap::create(&mut tm, 0)?;
+        let root = MAPPING_TREE.empty(&mut tm)?;
+        let details_root = DETAILS_TREE.empty(&mut tm)?;
+        data_sm.commit(&mut tm)?;
+        let data_root = data_sm.root();
+        let metadata_nr_blocks = nr_dev_blocks.min(DM_SM_METADATA_MAX_BLOCKS);
+        let data_block_size = self.data_block_size;
+        tm.commit_with(
+            THIN_SUPERBLOCK_LOCATION,
+            &SB_VALIDATOR,
+            true,
+            |block, meta_root| {
+                let mut sb = Superblock {
+                    version: THIN_VERSION,
+                    data_mapping_root: root,
+                    device_details_root: details_root,
+                    metadata_block_size: THIN_METADATA_BLOCK_SIZE,
+                    metadata_nr_blocks,
+                    data_block_size,
+                    ..Superblock::default()
+                };
+                meta_root.pack(&mut sb.metadata_space_map_root)?;
+                data_root.pack(&mut sb.data_space_map_root)?;
+                sb.pack(block)
+                    .map_err(|_| crate::pdata::error::Error::Invalid)
+            },
+        )?;
+        self.root = root;
+        self.details_root = details_root;
+        self.pd = Some(Persistent { tm, data_sm });
+        Ok(())
+    }
+
+    /// `__open_metadata`.
+    fn open_metadata(&mut self, bm: BlockManager<D>, data_block_size: Option<u32>) -> Result<()> {
+        let pd = Self::open_persistent(bm, data_block_size, self.read_only)?;
+        self.pd = Some(pd);
+        Ok(())
+    }
+
+    fn open_persistent(
+        mut bm: BlockManager<D>,
+        data_block_size: Option<u32>,
+        read_only: bool,
+    ) -> Result<Persistent<D>> {
+        let sb = {
+            let l = bm.read_lock(THIN_SUPERBLOCK_LOCATION, &SB_VALIDATOR)?;
+            let sb = Superblock::unpack(bm.data(&l));
+            bm.unlock(l);
+            sb?
+        };
+        if let Some(dbs) = data_block_size {
+            if sb.data_block_size != dbs {
+                return Err(Error::DataBlockSizeMismatch);
+            }
+        }
+        sb.check_features(read_only)?;
+        let mut tm =
+            TransactionManager::open(bm, THIN_SUPERBLOCK_LOCATION, &sb.metadata_space_map_root)?;
+        let data_sm = DiskSpaceMap::open(&mut tm, &sb.data_space_map_root)?;
+        Ok(Persistent { tm, data_sm })
+    }
+
+    /// `__begin_transaction`: reloads the in-core roots from the superblock.
+    fn begin_transaction(&mut self) -> Result<()> {
+        let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
+        let sb = lock_superblock(&mut pd.tm)?;
+        self.time = sb.time;
+        self.root = sb.data_mapping_root;
+        self.details_root = sb.device_details_root;
+        self.held_root = sb.held_root;
+        self.trans_id = sb.trans_id;
+        self.flags = sb.flags;
+        self.data_block_size = sb.data_block_size;
+        Ok(())
+    }
+
+    /// `__set_metadata_reserve`: a tenth of the metadata device, at most
+    /// 16 MiB, is never reported as free.
+    fn set_metadata_reserve(&mut self) {
+        self.metadata_reserve = match &self.pd {
+            Some(pd) => MAX_METADATA_RESERVE.min(pd.tm.nr_blocks() / 10),
+            None => MAX_METADATA_RESERVE,
+        };
+    }
+
+    /// The persistent objects, or `FailIo`.
+    pub(super) fn pd(&mut self) -> Result<&mut Persistent<D>> {
+        self.pd.as_mut().ok_or(Error::FailIo)
+    }
+
+    /// `pmd_write_lock`: every change puts the pool in service.
+    pub(super) fn write_begin(&mut self) -> Result<()> {
+        if self.pd.is_none() {
+            return Err(Error::FailIo);
+        }
+        self.in_service = true;
+        Ok(())
+    }
+
+    /// `__write_changed_details`: stores the details of changed devices and
+    /// forgets the ones nobody holds open.
+    fn write_changed_details(&mut self) -> Result<()> {
+        let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
+        let mut i = 0;
+        while i < self.devices.len() {
+            let Some(td) = self.devices.get_mut(i) else {
+                break;
+            };
+            if td.changed {
+                let details = td.details().pack();
+                self.details_root = DETAILS_TREE.insert(
+                    &mut pd.tm,
+                    &mut (),
+                    self.details_root,
+                    &[td.id],
+                    &details,
+                )?;
+                if td.open_count > 0 {
+                    td.changed = false;
+                } else {
+                    self.devices.remove(i);
+                    continue;
+                }
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// `__commit_transaction`.
+    fn commit_transaction(&mut self) -> Result<()> {
+        if !self.in_service {
+            return Ok(());
+        }
+        self.write_changed_details()?;
+        let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
+        pd.data_sm.commit(&mut pd.tm)?;
+        let data_root = pd.data_sm.root();
+        let (time, root, details_root, held_root, trans_id, flags) = (
+            self.time,
+            self.root,
+            self.details_root,
+            self.held_root,
+            self.trans_id,
+            self.flags,
+        );
+        let mut failed = None;
+        let r = pd.tm.commit_with(
+            THIN_SUPERBLOCK_LOCATION,
+            &SB_VALIDATOR,
+            false,
+            |block, meta_root| {
+                let mut sb = match Superblock::unpack(block) {
+                    Ok(sb) => sb,
+                    Err(e) => {
+                        failed = Some(e);
+                        return Err(crate::pdata::error::Error::BadSuperblock);
+                    }
+                };
+                sb.time = time;
+                sb.data_mapping_root = root;
+                sb.device_details_root = details_root;
+                sb.held_root = held_root;
+                sb.trans_id = trans_id;
+                sb.flags = flags;
+                sb.metadata_space_map_root = [0; SPACE_MAP_ROOT_SIZE];
+                sb.data_space_map_root = [0; SPACE_MAP_ROOT_SIZE];
+                meta_root.pack(&mut sb.metadata_space_map_root)?;
+                data_root.pack(&mut sb.data_space_map_root)?;
+                sb.pack(block)
+                    .map_err(|_| crate::pdata::error::Error::Invalid)
+            },
+        );
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        r.map_err(Error::from)
+    }
+
+    /// `dm_pool_commit_metadata`: makes everything done so far durable and
+    /// opens the next transaction. Does not put the pool in service.
+    pub fn commit(&mut self) -> Result<()> {
+        if self.pd.is_none() {
+            return Err(Error::FailIo);
+        }
+        if self.read_only {
+            return Err(Error::Invalid);
+        }
+        self.commit_transaction()?;
+        self.begin_transaction()
+    }
+
+    /// `dm_pool_abort_metadata`: throws away everything since the last
+    /// commit by reopening the persistent objects from the superblock.
+    /// If that fails the pool is left in the failed state (`fail_io`).
+    pub fn abort(&mut self) -> Result<()> {
+        let pd = self.pd.take().ok_or(Error::FailIo)?;
+        self.in_service = true;
+        for td in self.devices.iter_mut() {
+            td.aborted_with_changes = td.changed;
+        }
+        let Persistent { mut tm, .. } = pd;
+        tm.abort()?;
+        let bm = tm.into_bm();
+        let pd = Self::open_persistent(bm, None, self.read_only)?;
+        self.pd = Some(pd);
+        // Forget in-core device state: reloaded from the details tree on use.
+        let mut i = 0;
+        while i < self.devices.len() {
+            let id = match self.devices.get(i) {
+                Some(td) => td.id,
+                None => break,
+            };
+            let keep = match self.devices.get(i) {
+                Some(td) => td.open_count > 0,
+                None => false,
+            };
+            if keep {
+                let details = self.lookup_details_after_abort(id)?;
+                if let Some(td) = self.devices.get_mut(i) {
+                    match details {
+                        Some(d) => td.load(&d),
+                        None => td.load(&DeviceDetails::default()),
+                    }
+                    td.changed = false;
+                }
+                i += 1;
+            } else {
+                self.devices.remove(i);
+            }
+        }
+        self.begin_transaction()
+    }
+
+    fn lookup_details_after_abort(&mut self, id: ThinId) -> Result<Option<DeviceDetails>> {
+        // begin_transaction has not run yet: read the committed root.
+        let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
+        let sb = lock_superblock(&mut pd.tm)?;
+        let v = DETAILS_TREE.lookup(&mut pd.tm, sb.device_details_root, &[id])?;
+        Ok(v.and_then(|b| DeviceDetails::unpack(&b)))
+    }
+
+    /// `dm_pool_metadata_close` without the free: commits (unless failed
+    /// or read-only). `Busy` if a device is still open. Then
+    /// [`Self::into_device`] gives the device back.
+    pub fn close(&mut self) -> Result<()> {
+        if self.devices.iter().any(|td| td.open_count > 0) {
+            return Err(Error::Busy);
+        }
+        if self.pd.is_some() && !self.read_only {
+            self.commit_transaction()?;
+        }
+        Ok(())
+    }
+
+    /// Gives the device back. Whatever was not committed is lost, as in a
+    /// crash; `None` in the failed state.
+    pub fn into_device(mut self) -> Option<D> {
+        self.pd.take().map(|pd| pd.tm.into_bm().into_device())
+    }
+
+    /// `__open_device` with `create = false`: index of `dev` in the in-core
+    /// list, loading its details if needed. `None` if no such device.
+    pub(super) fn get_device(&mut self, dev: ThinId) -> Result<Option<usize>> {
+        if let Some(i) = self.devices.iter().position(|td| td.id == dev) {
+            return Ok(Some(i));
+        }
+        let details_root = self.details_root;
+        let pd = self.pd()?;
+        let Some(b) = DETAILS_TREE.lookup(&mut pd.tm, details_root, &[dev])? else {
+            return Ok(None);
+        };
+        let d = DeviceDetails::unpack(&b).ok_or(Error::Corrupt)?;
+        let mut td = ThinDevice::new(dev);
+        td.load(&d);
+        self.devices.push(td)?;
+        Ok(Some(self.devices.len() - 1))
+    }
+
+    /// `__open_device` with `create = true` for a device known not to exist.
+    fn new_device(&mut self, dev: ThinId) -> Result<usize> {
+        let mut td = ThinDevice::new(dev);
+        td.changed = true;
+        td.transaction_id = self.trans_id;
+        td.creation_time = self.time;
+        td.snapshotted_time = self.time;
+        self.devices.push(td)?;
+        Ok(self.devices.len() - 1)
+    }
+
+    fn device_exists(&mut self, dev: ThinId) -> Result<bool> {
+        if self.devices.iter().any(|td| td.id == dev) {
+            return Ok(true);
+        }
+        let details_root = self.details_root;
+        let pd = self.pd()?;
+        Ok(DETAILS_TREE
+            .lookup(&mut pd.tm, details_root, &[dev])?
+            .is_some())
+    }
+
+    /// `dm_pool_create_thin`: a new, empty thin device.
+    pub fn create_thin(&mut self, dev: ThinId) -> Result<()> {
+        self.write_begin()?;
+        if self.device_exists(dev)? {
+            return Err(Error::Exists);
+        }
+        let root = self.root;
+        let pd = self.pd()?;
+        let dev_root = super::value_types::BOTTOM_LEVEL.empty(&mut pd.tm)?;
+        match TOP_LEVEL.insert(&mut pd.tm, &mut pd.data_sm, root, &[dev], &dev_root) {
+            Ok(r) => self.root = r,
+            Err(e) => {
+                let _ = super::value_types::BOTTOM_LEVEL.del(&mut pd.tm, &mut pd.data_sm, dev_root);
+                return Err(e.into());
+            }
+        }
+        self.new_device(dev)?;
+        Ok(())
+    }
+
+    /// `dm_pool_create_snap`: a new device `dev` sharing every mapping of
+    /// `origin`. The pool time goes up so that both devices see the shared
+    /// mappings as older than their last snapshot.
+    pub fn create_snap(&mut self, dev: ThinId, origin: ThinId) -> Result<()> {
+        self.write_begin()?;
+        if self.device_exists(dev)? {
+            return Err(Error::Exists);
+        }
+        let root = self.root;
+        let pd = self.pd()?;
+        let origin_root = TOP_LEVEL
+            .lookup(&mut pd.tm, root, &[origin])?
+            .ok_or(Error::NoSuchDevice)?;
+        let oi = self.get_device(origin)?.ok_or(Error::Corrupt)?;
+        let pd = self.pd()?;
+        // Clone the origin's tree: one more reference to its root will do.
+        pd.tm.inc(origin_root)?;
+        match TOP_LEVEL.insert(&mut pd.tm, &mut pd.data_sm, root, &[dev], &origin_root) {
+            Ok(r) => self.root = r,
+            Err(e) => {
+                let _ = pd.tm.dec(origin_root);
+                return Err(e.into());
+            }
+        }
+        self.time = self.time.wrapping_add(1);
+        let time = self.time;
+        let mapped = match self.devices.get_mut(oi) {
+            Some(o) => {
+                o.changed = true;
+                o.snapshotted_time = time;
+                o.mapped_blocks
+            }
+            None => return Err(Error::Corrupt),
+        };
+        let si = self.new_device(dev)?;
+        if let Some(s) = self.devices.get_mut(si) {
+            s.mapped_blocks = mapped;
+            s.snapshotted_time = time;
+        }
+        Ok(())
+    }
+
+    /// `dm_pool_delete_thin_device`: removes a device, its details and its
+    /// whole mapping tree (data blocks no longer referenced become free at
+    /// the next commit). `Busy` if the device is open.
+    pub fn delete_thin_device(&mut self, dev: ThinId) -> Result<()> {
+        self.write_begin()?;
+        let i = self.get_device(dev)?.ok_or(Error::NoSuchDevice)?;
+        if self.devices.get(i).is_some_and(|td| td.open_count > 0) {
+            return Err(Error::Busy);
+        }
+        self.devices.remove(i);
+        let (root, details_root) = (self.root, self.details_root);
+        let pd = self.pd()?;
+        let (dr, _) = DETAILS_TREE.remove(&mut pd.tm, &mut (), details_root, &[dev])?;
+        self.details_root = dr;
+        let pd = self.pd()?;
+        let (r, found) = TOP_LEVEL.remove(&mut pd.tm, &mut pd.data_sm, root, &[dev])?;
+        self.root = r;
+        if !found {
+            return Err(Error::Corrupt);
+        }
+        Ok(())
+    }
+
+    /// `dm_pool_open_thin_device`: holds `dev` open (it cannot be deleted
+    /// while open). Pair with [`Self::close_thin_device`].
+    pub fn open_thin_device(&mut self, dev: ThinId) -> Result<()> {
+        if self.pd.is_none() {
+            return Err(Error::FailIo);
+        }
+        let i = self.get_device(dev)?.ok_or(Error::NoSuchDevice)?;
+        if let Some(td) = self.devices.get_mut(i) {
+            td.open_count = td.open_count.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// `dm_pool_close_thin_device`.
+    pub fn close_thin_device(&mut self, dev: ThinId) {
+        if let Some(td) = self.devices.iter_mut().find(|td| td.id == dev) {
+            td.open_count = td.open_count.saturating_sub(1);
+        }
+    }
+
+    /// `dm_pool_set_metadata_transaction_id`: `current_id` must match.
+    pub fn set_transaction_id(&mut self, current_id: u64, new_id: u64) -> Result<()> {
+        self.write_begin()?;
+        if self.trans_id != current_id {
+            return Err(Error::TransactionIdMismatch);
+        }
+        self.trans_id = new_id;
+        Ok(())
+    }
+
+    /// `dm_pool_get_metadata_transaction_id`.
+    pub fn transaction_id(&self) -> Result<u64> {
+        self.pd.as_ref().ok_or(Error::FailIo)?;
+        Ok(self.trans_id)
+    }
+
+    /// The pool time (bumped by each snapshot).
+    pub fn time(&self) -> u32 {
+        self.time
+    }
+
+    /// Data block size in 512-byte sectors.
+    pub fn data_block_size(&self) -> u32 {
+        self.data_block_size
+    }
+
+    /// `dm_pool_reserve_metadata_snap`: commits, then keeps a copy of the
+    /// superblock whose trees stay referenced until released, so userspace
+    /// can read a consistent image of a live pool. Recorded in the
+    /// superblock at the next commit.
+    pub fn reserve_metadata_snap(&mut self) -> Result<()> {
+        self.write_begin()?;
+        if self.held_root != 0 {
+            return Err(Error::MetadataSnapExists);
+        }
+        self.commit_transaction()?;
+        let pd = self.pd()?;
+        pd.tm.inc(THIN_SUPERBLOCK_LOCATION)?;
+        let (copy, inc) = match pd.tm.shadow_block(THIN_SUPERBLOCK_LOCATION, &SB_VALIDATOR) {
+            Ok(x) => x,
+            Err(e) => {
+                let _ = pd.tm.dec(THIN_SUPERBLOCK_LOCATION);
+                return Err(e.into());
+            }
+        };
+        let held_root = copy.location();
+        let block = pd.tm.bm().data_mut(&copy);
+        let parsed = Superblock::unpack(block).and_then(|mut sb| {
+            sb.data_space_map_root = [0; SPACE_MAP_ROOT_SIZE];
+            sb.metadata_space_map_root = [0; SPACE_MAP_ROOT_SIZE];
+            sb.pack(block)?;
+            Ok(sb)
+        });
+        pd.tm.bm().unlock_write(copy);
+        let sb = parsed?;
+        if !inc {
+            return Err(Error::Corrupt);
+        }
+        pd.tm.inc(sb.data_mapping_root)?;
+        pd.tm.inc(sb.device_details_root)?;
+        self.held_root = held_root;
+        Ok(())
+    }
+
+    /// `dm_pool_release_metadata_snap`: drops the metadata snapshot.
+    pub fn release_metadata_snap(&mut self) -> Result<()> {
+        self.write_begin()?;
+        let held_root = self.held_root;
+        if held_root == 0 {
+            return Err(Error::NoMetadataSnap);
+        }
+        let pd = self.pd()?;
+        let sb = lock_superblock_at(&mut pd.tm, held_root)?;
+        self.held_root = 0;
+        let pd = self.pd()?;
+        MAPPING_TREE.del(&mut pd.tm, &mut pd.data_sm, sb.data_mapping_root)?;
+        DETAILS_TREE.del(&mut pd.tm, &mut (), sb.device_details_root)?;
+        pd.tm.dec(held_root)?;
+        Ok(())
+    }
+
+    /// `dm_pool_get_metadata_snap`: the held root, `None` if there is none.
+    pub fn metadata_snap(&self) -> Result<Option<u64>> {
+        self.pd.as_ref().ok_or(Error::FailIo)?;
+        Ok(if self.held_root == 0 {
+            None
+        } else {
+            Some(self.held_root)
+        })
+    }
+
+    /// `dm_pool_alloc_data_block`: a free data block with one reference,
+    /// `None` if the data device is full. The block becomes a mapping
+    /// through [`Self::insert_block`], which takes over the reference.
+    pub fn alloc_data_block(&mut self) -> Result<Option<u64>> {
+        self.write_begin()?;
+        let pd = self.pd()?;
+        Ok(pd.data_sm.new_block(&mut pd.tm)?)
+    }
+
+    /// `dm_pool_block_is_shared`: whether data block `b` has more than one
+    /// reference.
+    pub fn block_is_shared(&mut self, b: u64) -> Result<bool> {
+        let pd = self.pd()?;
+        Ok(pd.data_sm.get_count(&mut pd.tm, b)? > 1)
+    }
+
+    /// The reference count of data block `b`.
+    pub fn data_block_count(&mut self, b: u64) -> Result<u32> {
+        let pd = self.pd()?;
+        Ok(pd.data_sm.get_count(&mut pd.tm, b)?)
+    }
+
+    /// `dm_pool_inc_data_range`: one more reference to each block of `b..e`.
+    pub fn inc_data_range(&mut self, b: u64, e: u64) -> Result<()> {
+        self.write_begin()?;
+        let pd = self.pd()?;
+        for x in b..e {
+            pd.data_sm.inc(&mut pd.tm, x)?;
+        }
+        Ok(())
+    }
+
+    /// `dm_pool_dec_data_range`: one reference less to each block of `b..e`.
+    pub fn dec_data_range(&mut self, b: u64, e: u64) -> Result<()> {
+        self.write_begin()?;
+        let pd = self.pd()?;
+        for x in b..e {
+            pd.data_sm.dec(&mut pd.tm, x)?;
+        }
+        Ok(())
+    }
+
+    /// `dm_pool_changed_this_transaction`: whether any device changed.
+    pub fn changed_this_transaction(&self) -> bool {
+        self.devices.iter().any(|td| td.changed)
+    }
+
+    /// `dm_pool_get_free_block_count`: free data blocks.
+    pub fn free_data_blocks(&self) -> Result<u64> {
+        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
+        Ok(pd.data_sm.nr_free())
+    }
+
+    /// `dm_pool_get_data_dev_size`: data blocks in the pool.
+    pub fn data_dev_size(&self) -> Result<u64> {
+        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
+        Ok(pd.data_sm.nr_blocks())
+    }
+
+    /// `dm_pool_get_free_metadata_block_count`: free metadata blocks minus
+    /// the reserve kept for commits.
+    pub fn free_metadata_blocks(&self) -> Result<u64> {
+        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
+        Ok(pd.tm.nr_free().saturating_sub(self.metadata_reserve))
+    }
+
+    /// `dm_pool_get_metadata_dev_size`: metadata blocks in the pool.
+    pub fn metadata_dev_size(&self) -> Result<u64> {
+        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
+        Ok(pd.tm.nr_blocks())
+    }
+
+    /// `dm_pool_resize_data_dev`: grows the data space map (never shrinks).
+    pub fn resize_data_dev(&mut self, new_count: u64) -> Result<()> {
+        self.write_begin()?;
+        let pd = self.pd()?;
+        let old = pd.data_sm.nr_blocks();
+        if new_count == old {
+            return Ok(());
+        }
+        if new_count < old {
+            return Err(Error::CannotShrink);
+        }
+        pd.data_sm.extend(&mut pd.tm, new_count - old)?;
+        Ok(())
+    }
+
+    /// `dm_pool_resize_metadata_dev`: grows the metadata space map to
+    /// `new_count` blocks (the device must already be that large).
+    pub fn resize_metadata_dev(&mut self, new_count: u64) -> Result<()> {
+        self.write_begin()?;
+        let pd = self.pd()?;
+        let old = pd.tm.nr_blocks();
+        if new_count == old {
+            return Ok(());
+        }
+        if new_count < old {
+            return Err(Error::CannotShrink);
+        }
+        pd.tm.extend_metadata(new_count - old)?;
+        self.set_metadata_reserve();
+        Ok(())
+    }
+
+    /// `dm_pool_metadata_read_only`: refuse every later change and commit.
+    pub fn set_read_only(&mut self) {
+        self.read_only = true;
+        if let Some(pd) = self.pd.as_mut() {
+            pd.tm.bm().set_read_only(true);
+        }
+    }
+
+    /// `dm_pool_metadata_read_write`.
+    pub fn set_read_write(&mut self) {
+        self.read_only = false;
+        if let Some(pd) = self.pd.as_mut() {
+            pd.tm.bm().set_read_only(false);
+        }
+    }
+
+    /// `dm_pool_metadata_set_needs_check`: sets the flag in core and writes
+    /// it into the superblock (durable at the next commit).
+    pub fn set_needs_check(&mut self) -> Result<()> {
+        self.write_begin()?;
+        self.flags |= THIN_METADATA_NEEDS_CHECK_FLAG;
+        self.write_flags()
+    }
+
+    /// Clears the needs_check flag (as `thin_check --clear-needs-check-flag`).
+    pub fn clear_needs_check(&mut self) -> Result<()> {
+        self.write_begin()?;
+        self.flags &= !THIN_METADATA_NEEDS_CHECK_FLAG;
+        self.write_flags()
+    }
+
+    fn write_flags(&mut self) -> Result<()> {
+        let flags = self.flags;
+        let pd = self.pd()?;
+        let l = pd
+            .tm
+            .bm()
+            .write_lock(THIN_SUPERBLOCK_LOCATION, &SB_VALIDATOR)?;
+        let block = pd.tm.bm().data_mut(&l);
+        let r = Superblock::unpack(block).and_then(|mut sb| {
+            sb.flags = flags;
+            sb.pack(block)
+        });
+        pd.tm.bm().unlock_write(l);
+        r
+    }
+
+    /// `dm_pool_metadata_needs_check`.
+    pub fn needs_check(&self) -> bool {
+        self.flags & THIN_METADATA_NEEDS_CHECK_FLAG != 0
+    }
+
+    /// Every device id with its details, in id order (`thin_dump`, `thin_ls`).
+    /// Details of devices changed in this transaction are the in-core ones.
+    pub fn walk_devices<F>(&mut self, mut f: F) -> Result<()>
+    where
+        F: FnMut(ThinId, &DeviceDetails) -> Result<()>,
+    {
+        let details_root = self.details_root;
+        let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
+        let devices = &self.devices;
+        let mut err = None;
+        let r = DETAILS_TREE.walk(&mut pd.tm, details_root, |keys, v| {
+            let id = keys.first().copied().unwrap_or(0);
+            let d = match devices.iter().find(|td| td.id == id) {
+                Some(td) => td.details(),
+                None => match DeviceDetails::unpack(v) {
+                    Some(d) => d,
+                    None => return Err(crate::pdata::error::Error::ValueSize),
+                },
+            };
+            if let Err(e) = f(id, &d) {
+                err = Some(e);
+                return Err(crate::pdata::error::Error::Invalid);
+            }
+            Ok(())
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        r.map_err(Error::from)
+    }
+
+    /// Read-only view of the superblock fields that describe the pool.
+    pub fn superblock_info(&self) -> SuperblockInfo {
+        SuperblockInfo {
+            time: self.time,
+            trans_id: self.trans_id,
+            flags: self.flags,
+            data_block_size: self.data_block_size,
+            held_root: self.held_root,
+        }
+    }
+}
+
+/// The in-core superblock fields (see [`PoolMetadata::superblock_info`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SuperblockInfo {
+    /// Pool time.
+    pub time: u32,
+    /// Userspace transaction id.
+    pub trans_id: u64,
+    /// Superblock flags.
+    pub flags: u32,
+    /// Data block size in sectors.
+    pub data_block_size: u32,
+    /// Metadata snapshot root, 0 if none.
+    pub held_root: u64,
+}
+
+fn lock_superblock_at<D: BlockDevice>(
+    tm: &mut TransactionManager<D>,
+    b: u64,
+) -> Result<Superblock> {
+    let l = tm.read_lock(b, &SB_VALIDATOR)?;
+    let sb = Superblock::unpack(tm.bm().data(&l));
+    tm.bm().unlock(l);
+    sb
+}

@@ -1,0 +1,323 @@
+//! One thin device's in-core state (`struct dm_thin_device`) and the
+//! per-device operations: lookups, inserts, removals, counts.
+//!
+//! A device's details are loaded from the details tree the first time an
+//! operation names it and kept in core, changed in place, until the next
+//! commit writes them back (and forgets devices nobody holds open).
+
+use super::block_time::{BlockTime, MAX_BLOCK};
+use super::device_details::DeviceDetails;
+use super::error::{Error, Result};
+use super::pool_metadata::PoolMetadata;
+use super::value_types::{BOTTOM_LEVEL, MAPPING_TREE, TOP_LEVEL};
+use crate::pdata::block_device::BlockDevice;
+use crate::pdata::transaction_manager::Transaction;
+
+/// A thin device id (`dm_thin_id`): 24 bits are usable from the target
+/// line, but the trees take any `u64`.
+pub type ThinId = u64;
+
+/// In-core state of a thin device (`struct dm_thin_device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThinDevice {
+    /// Device id.
+    pub id: ThinId,
+    /// Holders from [`PoolMetadata::open_thin_device`].
+    pub open_count: u32,
+    /// Details differ from the details tree.
+    pub changed: bool,
+    /// The last abort threw away changes to this device.
+    pub aborted_with_changes: bool,
+    /// Mapped virtual blocks.
+    pub mapped_blocks: u64,
+    /// Pool transaction id at creation.
+    pub transaction_id: u64,
+    /// Pool time at creation.
+    pub creation_time: u32,
+    /// Pool time of the last snapshot of (or as) this device.
+    pub snapshotted_time: u32,
+}
+
+impl ThinDevice {
+    /// A device with zeroed details.
+    pub fn new(id: ThinId) -> Self {
+        ThinDevice {
+            id,
+            open_count: 0,
+            changed: false,
+            aborted_with_changes: false,
+            mapped_blocks: 0,
+            transaction_id: 0,
+            creation_time: 0,
+            snapshotted_time: 0,
+        }
+    }
+
+    /// Takes the details read from disk.
+    pub fn load(&mut self, d: &DeviceDetails) {
+        self.mapped_blocks = d.mapped_blocks;
+        self.transaction_id = d.transaction_id;
+        self.creation_time = d.creation_time;
+        self.snapshotted_time = d.snapshotted_time;
+    }
+
+    /// The details to write back.
+    pub fn details(&self) -> DeviceDetails {
+        DeviceDetails {
+            mapped_blocks: self.mapped_blocks,
+            transaction_id: self.transaction_id,
+            creation_time: self.creation_time,
+            snapshotted_time: self.snapshotted_time,
+        }
+    }
+
+    /// `__snapshotted_since`: a mapping made at `time` is older than this
+    /// device's last snapshot, so its block may be shared with a snapshot.
+    /// Mappings made after the last snapshot are necessarily private.
+    pub fn snapshotted_since(&self, time: u32) -> bool {
+        self.snapshotted_time > time
+    }
+
+    fn lookup_result(&self, bt: BlockTime) -> LookupResult {
+        LookupResult {
+            block: bt.block,
+            shared: self.snapshotted_since(bt.time),
+        }
+    }
+}
+
+/// A found mapping (`struct dm_thin_lookup_result`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LookupResult {
+    /// The data block.
+    pub block: u64,
+    /// The block may be shared with a snapshot: break sharing before writing.
+    pub shared: bool,
+}
+
+/// A run of mappings found by [`PoolMetadata::find_mapped_range`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MappedRange {
+    /// First virtual block of the run.
+    pub thin_begin: u64,
+    /// One past the last virtual block of the run.
+    pub thin_end: u64,
+    /// Data block of `thin_begin`; the run is contiguous on the data device.
+    pub pool_begin: u64,
+    /// Every block of the run has this sharing state.
+    pub maybe_shared: bool,
+}
+
+impl<D: BlockDevice> PoolMetadata<D> {
+    fn device_index(&mut self, dev: ThinId) -> Result<usize> {
+        self.get_device(dev)?.ok_or(Error::NoSuchDevice)
+    }
+
+    fn device(&mut self, dev: ThinId) -> Result<&mut ThinDevice> {
+        let i = self.device_index(dev)?;
+        self.devices.get_mut(i).ok_or(Error::Corrupt)
+    }
+
+    /// `dm_thin_find_block`: the mapping of virtual `block` of `dev`, `None`
+    /// if unmapped. With `can_issue_io` false the lookup only uses cached
+    /// metadata and fails with [`Error::WouldBlock`] if it would need I/O
+    /// (the target's `map()` path).
+    pub fn find_block(
+        &mut self,
+        dev: ThinId,
+        block: u64,
+        can_issue_io: bool,
+    ) -> Result<Option<LookupResult>> {
+        let i = self.device_index(dev)?;
+        let root = self.root;
+        let pd = self.pd()?;
+        let v = if can_issue_io {
+            MAPPING_TREE.lookup(&mut pd.tm, root, &[dev, block])?
+        } else {
+            MAPPING_TREE.lookup(&mut pd.tm.non_blocking(), root, &[dev, block])?
+        };
+        let td = self.devices.get(i).ok_or(Error::Corrupt)?;
+        Ok(v.map(|bt| td.lookup_result(bt)))
+    }
+
+    /// `dm_thin_find_mapped_range`: the first run of mappings in
+    /// `begin..end` that are contiguous on the data device and alike in
+    /// sharing, `None` if nothing in the range is mapped.
+    pub fn find_mapped_range(
+        &mut self,
+        dev: ThinId,
+        begin: u64,
+        end: u64,
+    ) -> Result<Option<MappedRange>> {
+        if end < begin {
+            return Ok(None);
+        }
+        let i = self.device_index(dev)?;
+        let root = self.root;
+        let pd = self.pd()?;
+        let Some((first, bt)) = MAPPING_TREE.lookup_next(&mut pd.tm, root, &[dev, begin])? else {
+            return Ok(None);
+        };
+        if first >= end {
+            return Ok(None);
+        }
+        let td = self.devices.get(i).ok_or(Error::Corrupt)?.clone();
+        let start = td.lookup_result(bt);
+        let mut cur = first.saturating_add(1);
+        let mut pool_end = start.block.saturating_add(1);
+        let pd = self.pd()?;
+        while cur < end {
+            match MAPPING_TREE.lookup(&mut pd.tm, root, &[dev, cur])? {
+                Some(bt) => {
+                    let r = td.lookup_result(bt);
+                    if r.block != pool_end || r.shared != start.shared {
+                        break;
+                    }
+                }
+                None => break,
+            }
+            pool_end = pool_end.saturating_add(1);
+            cur += 1;
+        }
+        Ok(Some(MappedRange {
+            thin_begin: first,
+            thin_end: cur,
+            pool_begin: start.block,
+            maybe_shared: start.shared,
+        }))
+    }
+
+    /// `dm_thin_insert_block`: maps virtual `block` of `dev` to
+    /// `data_block`, stamped with the current pool time. The caller's
+    /// reference to `data_block` (from [`PoolMetadata::alloc_data_block`])
+    /// passes to the mapping; an overwritten mapping drops its reference.
+    pub fn insert_block(&mut self, dev: ThinId, block: u64, data_block: u64) -> Result<()> {
+        self.write_begin()?;
+        if data_block > MAX_BLOCK {
+            return Err(Error::Invalid);
+        }
+        let i = self.device_index(dev)?;
+        let (root, time) = (self.root, self.time);
+        let pd = self.pd()?;
+        let value = BlockTime::new(data_block, time);
+        let (r, inserted) =
+            MAPPING_TREE.insert_notify(&mut pd.tm, &mut pd.data_sm, root, &[dev, block], &value)?;
+        self.root = r;
+        let td = self.devices.get_mut(i).ok_or(Error::Corrupt)?;
+        td.changed = true;
+        if inserted {
+            td.mapped_blocks = td.mapped_blocks.saturating_add(1);
+        }
+        Ok(())
+    }
+
+    /// `__remove`: unmaps virtual `block` of `dev`, dropping the data
+    /// block's reference. `false` if it was not mapped.
+    pub fn remove_block(&mut self, dev: ThinId, block: u64) -> Result<bool> {
+        self.write_begin()?;
+        let i = self.device_index(dev)?;
+        let root = self.root;
+        let pd = self.pd()?;
+        let (r, found) = MAPPING_TREE.remove(&mut pd.tm, &mut pd.data_sm, root, &[dev, block])?;
+        self.root = r;
+        if found {
+            let td = self.devices.get_mut(i).ok_or(Error::Corrupt)?;
+            td.mapped_blocks = td.mapped_blocks.checked_sub(1).ok_or(Error::Corrupt)?;
+            td.changed = true;
+        }
+        Ok(found)
+    }
+
+    /// `dm_thin_remove_range`: unmaps every virtual block of `dev` in
+    /// `begin..end`. The device's tree is taken out of the top level while
+    /// it is trimmed (one extra reference keeps it alive), then put back.
+    /// Returns how many mappings went.
+    pub fn remove_range(&mut self, dev: ThinId, begin: u64, end: u64) -> Result<u64> {
+        self.write_begin()?;
+        let i = self.device_index(dev)?;
+        let root = self.root;
+        let pd = self.pd()?;
+        let mapping_root = TOP_LEVEL
+            .lookup(&mut pd.tm, root, &[dev])?
+            .ok_or(Error::Corrupt)?;
+        pd.tm.inc(mapping_root)?;
+        let (r, _) = TOP_LEVEL.remove(&mut pd.tm, &mut pd.data_sm, root, &[dev])?;
+        self.root = r;
+        let pd = self.pd()?;
+        let (mapping_root, count) = BOTTOM_LEVEL.remove_range(
+            &mut pd.tm,
+            &mut pd.data_sm,
+            mapping_root,
+            &[],
+            begin,
+            end,
+        )?;
+        let td = self.devices.get_mut(i).ok_or(Error::Corrupt)?;
+        td.mapped_blocks = td.mapped_blocks.checked_sub(count).ok_or(Error::Corrupt)?;
+        td.changed = true;
+        let root = self.root;
+        let pd = self.pd()?;
+        self.root = TOP_LEVEL.insert(&mut pd.tm, &mut pd.data_sm, root, &[dev], &mapping_root)?;
+        Ok(count)
+    }
+
+    /// `dm_thin_get_mapped_count`.
+    pub fn mapped_count(&mut self, dev: ThinId) -> Result<u64> {
+        Ok(self.device(dev)?.mapped_blocks)
+    }
+
+    /// `dm_thin_get_highest_mapped_block`: `None` if nothing is mapped.
+    pub fn highest_mapped_block(&mut self, dev: ThinId) -> Result<Option<u64>> {
+        self.device_index(dev)?;
+        let root = self.root;
+        let pd = self.pd()?;
+        let thin_root = TOP_LEVEL
+            .lookup(&mut pd.tm, root, &[dev])?
+            .ok_or(Error::Corrupt)?;
+        Ok(BOTTOM_LEVEL.find_highest_key(&mut pd.tm, thin_root)?)
+    }
+
+    /// `dm_thin_changed_this_transaction`.
+    pub fn thin_changed_this_transaction(&mut self, dev: ThinId) -> Result<bool> {
+        Ok(self.device(dev)?.changed)
+    }
+
+    /// `dm_thin_aborted_changes`.
+    pub fn thin_aborted_changes(&mut self, dev: ThinId) -> Result<bool> {
+        Ok(self.device(dev)?.aborted_with_changes)
+    }
+
+    /// The details of `dev` as they stand in this transaction.
+    pub fn device_details(&mut self, dev: ThinId) -> Result<Option<DeviceDetails>> {
+        match self.get_device(dev)? {
+            Some(i) => Ok(self.devices.get(i).map(|td| td.details())),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `f(virtual block, mapping)` for every mapping of `dev` in
+    /// virtual block order (`thin_dump`).
+    pub fn walk_mappings<F>(&mut self, dev: ThinId, mut f: F) -> Result<()>
+    where
+        F: FnMut(u64, BlockTime) -> Result<()>,
+    {
+        let root = self.root;
+        let pd = self.pd()?;
+        let thin_root = TOP_LEVEL
+            .lookup(&mut pd.tm, root, &[dev])?
+            .ok_or(Error::NoSuchDevice)?;
+        let mut err = None;
+        let r = BOTTOM_LEVEL.walk(&mut pd.tm, thin_root, |keys, bt| {
+            let k = keys.first().copied().unwrap_or(0);
+            if let Err(e) = f(k, *bt) {
+                err = Some(e);
+                return Err(crate::pdata::error::Error::Invalid);
+            }
+            Ok(())
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        r.map_err(Error::from)
+    }
+}
