@@ -391,30 +391,29 @@ pub(crate) fn ll_mutate<E: LlEnv>(env: &mut E, counts: &mut LlCounts, b: u64, op
     }
     let (index, bit) = split_block(b);
     let mut ie = env.load_ie(index)?;
-    let (nb, _) = env.shadow_block(ie.blocknr, &BITMAP_VALIDATOR)?;
-    ie.blocknr = nb.location();
-    let mut old = bitmap_lookup(env.bm().data_w(&nb), bit);
-    if old > 2 {
-        match rc_lookup(env, counts.ref_count_root, b) {
-            Ok(v) => old = v,
-            Err(e) => {
-                env.bm().unlock_write(nb);
-                return Err(e);
-            }
+    // Work out the new count before changing anything, so that a refused
+    // change (a count going below zero) leaves no trace.
+    let old = {
+        let l = env.read_lock(ie.blocknr, &BITMAP_VALIDATOR)?;
+        let v = bitmap_lookup(env.bm().data(&l), bit);
+        env.bm().unlock(l);
+        if v > 2 {
+            rc_lookup(env, counts.ref_count_root, b)?
+        } else {
+            v
         }
-    }
+    };
     let new = match op {
         Op::Inc => old.checked_add(1),
         Op::Dec => old.checked_sub(1),
         Op::Set(n) => Some(n),
-    };
-    let new = match new {
-        Some(n) => n,
-        None => {
-            env.bm().unlock_write(nb);
-            return Err(Error::RefCount);
-        }
-    };
+    }
+    .ok_or(Error::RefCount)?;
+    if new == old {
+        return Ok(Event::None);
+    }
+    let (nb, _) = env.shadow_block(ie.blocknr, &BITMAP_VALIDATOR)?;
+    ie.blocknr = nb.location();
     bitmap_set(env.bm().data_mut(&nb), bit, new.min(3));
     env.bm().unlock_write(nb);
     if new <= 2 {
