@@ -35,9 +35,11 @@ for t in thin_check thin_dump thin_restore thin_ls thin_metadata_size thin_delta
 done
 ln -sf mke2fs "$stage/usr/sbin/mkfs.ext4"
 ln -sf e2fsck "$stage/usr/sbin/fsck.ext4"
-# The second oracle, thin-provisioning-tools 1.1.0, as pdata_tools11.
+# The second oracle, thin-provisioning-tools 1.1.0.
 tpt11="$CACHE/tools/tpt-1.1.0/usr/sbin/pdata_tools"
-[ -x "$tpt11" ] && copy_with_libs "$tpt11" /usr/sbin/pdata_tools11
+# It dispatches on its own name, so it keeps it, in a directory of its own.
+[ -x "$tpt11" ] || { echo "missing $tpt11: run make setup" >&2; exit 1; }
+copy_with_libs "$tpt11" /opt/tpt11/pdata_tools
 cp /etc/mke2fs.conf "$stage/etc/" 2>/dev/null || true
 echo "root:x:0:0:root:/:/bin/sh" > "$stage/etc/passwd"
 

@@ -30,3 +30,4 @@ void dmrs_bio_set_dev(struct bio *bio, struct block_device *bdev);
 struct workqueue_struct *dmrs_alloc_ordered_workqueue(const char *name);
 unsigned int dmrs_major(dev_t dev);
 unsigned int dmrs_minor(dev_t dev);
+sector_t dmrs_bdev_nr_sectors(struct block_device *bdev);

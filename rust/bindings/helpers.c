@@ -51,3 +51,8 @@ unsigned int dmrs_minor(dev_t dev)
 {
 	return MINOR(dev);
 }
+
+sector_t dmrs_bdev_nr_sectors(struct block_device *bdev)
+{
+	return bdev_nr_sectors(bdev);
+}

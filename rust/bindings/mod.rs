@@ -15,7 +15,7 @@
     dead_code
 )]
 
-use kernel::ffi;
+pub use kernel::ffi;
 
 // The kernel maps these by hand too (see rust/bindgen_parameters).
 type __kernel_size_t = usize;

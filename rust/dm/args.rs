@@ -48,7 +48,7 @@ impl<'a> Args<'a> {
         }
         // SAFETY: `i < argc`, so by the type invariant `argv[i]` is a valid
         // NUL-terminated string living for `'a`.
-        let s = unsafe { CStr::from_ptr(*self.argv.add(i)) };
+        let s = unsafe { CStr::from_ptr((*self.argv.add(i)).cast()) };
         Some(s.to_bytes())
     }
 
@@ -58,7 +58,7 @@ impl<'a> Args<'a> {
             return None;
         }
         // SAFETY: as in `get`.
-        Some(unsafe { CStr::from_ptr(*self.argv.add(i)) })
+        Some(unsafe { CStr::from_ptr((*self.argv.add(i)).cast()) })
     }
 
     /// All arguments in order.

@@ -63,7 +63,7 @@ impl DmDev {
         let mut dev: *mut bindings::dm_dev = core::ptr::null_mut();
         // SAFETY: `ti` is valid (caller), `path` is NUL-terminated, `dev` is
         // a valid out-pointer.
-        let r = unsafe { bindings::dm_get_device(ti.as_ptr(), path.as_ptr(), mode.0, &mut dev) };
+        let r = unsafe { bindings::dm_get_device(ti.as_ptr(), path.as_ptr().cast(), mode.0, &mut dev) };
         if r != 0 {
             return Err(kernel::error::Error::from_errno(r));
         }
@@ -90,7 +90,7 @@ impl DmDev {
     /// Size in 512-byte sectors.
     pub fn nr_sectors(&self) -> u64 {
         // SAFETY: the block device of a held dm_dev stays valid.
-        unsafe { bindings::bdev_nr_sectors(self.bdev()) }
+        unsafe { bindings::dmrs_bdev_nr_sectors(self.bdev()) }
     }
 
     /// The mapped device this device is, if it is a device-mapper device
@@ -137,7 +137,7 @@ impl MappedDevice {
             return b"";
         }
         // SAFETY: `p` is a valid C string owned by the referenced md.
-        unsafe { core::ffi::CStr::from_ptr(p) }.to_bytes()
+        unsafe { core::ffi::CStr::from_ptr(p.cast()) }.to_bytes()
     }
 }
 

@@ -7,11 +7,11 @@ use core::ffi::CStr;
 pub fn pool_target_name() -> &'static CStr {
     // SAFETY: returns a NUL-terminated static buffer that lives as long as
     // the module; the parameter is read-only (0444) after load.
-    unsafe { CStr::from_ptr(bindings::dmrs_pool_target_name()) }
+    unsafe { CStr::from_ptr(bindings::dmrs_pool_target_name().cast()) }
 }
 
 /// The name the thin target registers under (`thin_target=`, default `thin`).
 pub fn thin_target_name() -> &'static CStr {
     // SAFETY: as for `pool_target_name`.
-    unsafe { CStr::from_ptr(bindings::dmrs_thin_target_name()) }
+    unsafe { CStr::from_ptr(bindings::dmrs_thin_target_name().cast()) }
 }

@@ -211,7 +211,7 @@ impl<T: Target> TargetType<T> {
     ) -> Result<Self> {
         let tt = bindings::target_type {
             features,
-            name: name.as_ptr(),
+            name: name.as_ptr().cast(),
             module: module.as_ptr().cast(),
             version,
             ctr: Some(ctr::<T>),
@@ -292,7 +292,7 @@ unsafe extern "C" fn ctr<T: Target>(
         }
         Err(e) => {
             // SAFETY: `ti->error` takes a static string, as C string literals are.
-            unsafe { (*ti.as_ptr()).error = e.msg.as_ptr().cast_mut() };
+            unsafe { (*ti.as_ptr()).error = e.msg.as_ptr().cast_mut().cast() };
             e.err.to_errno()
         }
     }

@@ -91,11 +91,12 @@ impl Target for PoolTarget {
     }
 
     fn status(&self, kind: StatusType, out: &mut StatusWriter<'_>) {
+        // Word for word what C `pool_status` emits, trailing blank included.
         if kind == StatusType::Table {
             let nr = self.features.words().count();
             let _ = write!(
                 out,
-                "{} {} {} {} {}",
+                "{} {} {} {} {} ",
                 self.metadata_dev.dev_t(),
                 self.data_dev.dev_t(),
                 self.block_size,
@@ -103,7 +104,7 @@ impl Target for PoolTarget {
                 nr
             );
             for w in self.features.words() {
-                let _ = write!(out, " {}", w);
+                let _ = write!(out, "{} ", w);
             }
         }
     }

@@ -77,14 +77,15 @@ last_target_error() {
 
 # teardown: unmount and remove every dm device; thin_check the pool metadata.
 teardown() {
-    for m in /mnt/*; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
-    dmsetup remove_all >/dev/null 2>&1 || { sleep 1; dmsetup remove_all; }
+    for m in $(awk '$2 ~ "^/mnt/" {print $2}' /proc/mounts | sort -r); do umount "$m" || umount -l "$m"; done
+    for try in 1 2 3; do
+        dmsetup remove_all >/dev/null 2>&1 && break
+        sleep 1
+    done
     [ -z "$(dmsetup ls 2>/dev/null | grep -v 'No devices')" ] || fail "devices left after teardown"
 }
 check_metadata() { # check_metadata DEV: both thin_check versions must be clean
     thin_check "$1" >/tmp/tc.out 2>&1 || { cat /tmp/tc.out; fail "thin_check 0.9 on $1"; }
-    if [ -x /usr/sbin/pdata_tools11 ]; then
-        pdata_tools11 thin_check "$1" >/tmp/tc.out 2>&1 || { cat /tmp/tc.out; fail "thin_check 1.1 on $1"; }
-    fi
+    /opt/tpt11/pdata_tools thin_check "$1" >/tmp/tc.out 2>&1 || { cat /tmp/tc.out; fail "thin_check 1.1 on $1"; }
 }
 maj_min() { set -- $(stat -L -c '%t %T' "$1"); printf '%d:%d' "0x$1" "0x$2"; }
