@@ -5,7 +5,7 @@
 //! allocator: operations that allocate a data block are applied with the
 //! block the real metadata chose, and the model checks that choice was free.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::thin_script::Op;
 
@@ -26,8 +26,10 @@ pub struct ModelState {
     pub time: u32,
     pub trans_id: u64,
     pub nr_data_blocks: u64,
-    /// Device mappings captured by the metadata snapshot, if one is held.
-    pub held: Option<BTreeMap<u64, ModelDevice>>,
+    /// Number of live mappings per data block.
+    pub refs: HashMap<u64, u32>,
+    /// Data blocks referenced by the metadata snapshot, if one is held.
+    pub held: Option<HashSet<u64>>,
 }
 
 /// The model: current state and last committed state.
@@ -46,35 +48,58 @@ pub enum Outcome {
     Err,
 }
 
-impl ModelState {
-    /// Reference count of every data block used by the live devices and the
-    /// metadata snapshot (a held tree keeps its blocks referenced).
-    pub fn data_refs(&self) -> HashMap<u64, u32> {
-        let mut m = HashMap::new();
-        for d in self.devices.values() {
-            for &(b, _) in d.mappings.values() {
-                *m.entry(b).or_insert(0) += 1;
-            }
-        }
-        m
-    }
+fn add_ref(refs: &mut HashMap<u64, u32>, b: u64) {
+    *refs.entry(b).or_insert(0) += 1;
+}
 
+fn drop_ref(refs: &mut HashMap<u64, u32>, b: u64) {
+    if let Some(c) = refs.get_mut(&b) {
+        *c -= 1;
+        if *c == 0 {
+            refs.remove(&b);
+        }
+    }
+}
+
+impl ModelState {
     /// Whether data block `b` is referenced by nothing at all.
     pub fn block_free(&self, b: u64) -> bool {
-        let live = self
-            .devices
-            .values()
-            .any(|d| d.mappings.values().any(|&(x, _)| x == b));
-        let held = self.held.as_ref().is_some_and(|h| {
-            h.values()
-                .any(|d| d.mappings.values().any(|&(x, _)| x == b))
-        });
-        !live && !held && b < self.nr_data_blocks
+        !self.refs.contains_key(&b)
+            && !self.held.as_ref().is_some_and(|h| h.contains(&b))
+            && b < self.nr_data_blocks
     }
 
-    /// Whether a mapping is shared (time older than the device's last snapshot).
+    /// Data blocks in use (live or held).
+    pub fn used_blocks(&self) -> u64 {
+        let mut n = self.refs.len() as u64;
+        if let Some(h) = &self.held {
+            n += h.iter().filter(|b| !self.refs.contains_key(b)).count() as u64;
+        }
+        n
+    }
+
+    /// Whether a mapping made at `time` is shared (older than the device's
+    /// last snapshot).
     pub fn shared(d: &ModelDevice, time: u32) -> bool {
         d.snapshotted_time > time
+    }
+
+    fn set_mapping(&mut self, dev: u64, v: u64, b: u64) {
+        let t = self.time;
+        if let Some(d) = self.devices.get_mut(&dev) {
+            if let Some((old, _)) = d.mappings.insert(v, (b, t)) {
+                drop_ref(&mut self.refs, old);
+            }
+            add_ref(&mut self.refs, b);
+        }
+    }
+
+    fn unmap(&mut self, dev: u64, v: u64) {
+        if let Some(d) = self.devices.get_mut(&dev) {
+            if let Some((old, _)) = d.mappings.remove(&v) {
+                drop_ref(&mut self.refs, old);
+            }
+        }
     }
 }
 
@@ -91,8 +116,16 @@ impl Model {
         }
     }
 
-    /// Predicts whether `op` may succeed (`None`: depends on the allocator,
-    /// i.e. `provision` that needs a block).
+    /// Whether some data block is free now and was free at the last commit.
+    pub fn can_allocate(&self) -> bool {
+        (0..self.cur.nr_data_blocks).any(|b| {
+            self.cur.block_free(b)
+                && (b >= self.committed.nr_data_blocks || self.committed.block_free(b))
+        })
+    }
+
+    /// Whether `op` must succeed (a `provision` may still fail for lack of
+    /// space, which [`Self::apply`] accepts when the pool is full).
     pub fn expect_ok(&self, op: &Op) -> bool {
         let s = &self.cur;
         match *op {
@@ -118,16 +151,18 @@ impl Model {
     /// description of the disagreement, if any.
     pub fn apply(&mut self, op: &Op, outcome: Outcome) -> Result<(), String> {
         let ok = self.expect_ok(op);
-        let provision_nospace = matches!(op, Op::Provision(..)) && outcome == Outcome::Err;
         match (ok, outcome) {
-            (true, Outcome::Err) if !provision_nospace => {
-                return Err(format!("{op}: model expected success, got an error"))
+            (true, Outcome::Err) => {
+                if matches!(op, Op::Provision(..)) && !self.can_allocate() {
+                    return Ok(());
+                }
+                return Err(format!("{op}: model expected success, got an error"));
             }
             (false, Outcome::Ok(_)) => {
                 return Err(format!("{op}: model expected an error, got success"))
             }
-            (_, Outcome::Err) => return Ok(()),
-            _ => {}
+            (false, Outcome::Err) => return Ok(()),
+            (true, Outcome::Ok(_)) => {}
         }
         let Outcome::Ok(alloc) = outcome else {
             return Ok(());
@@ -156,21 +191,20 @@ impl Model {
                     creation_time: t,
                     snapshotted_time: t,
                 };
+                for &(b, _) in snap.mappings.values() {
+                    add_ref(&mut s.refs, b);
+                }
                 s.devices.insert(d, snap);
             }
             Op::Delete(d) => {
-                s.devices.remove(&d);
+                if let Some(dev) = s.devices.remove(&d) {
+                    for &(b, _) in dev.mappings.values() {
+                        drop_ref(&mut s.refs, b);
+                    }
+                }
             }
-            Op::Insert(d, v, b) => {
-                let t = s.time;
-                s.devices
-                    .get_mut(&d)
-                    .ok_or("no dev")?
-                    .mappings
-                    .insert(v, (b, t));
-            }
+            Op::Insert(d, v, b) => s.set_mapping(d, v, b),
             Op::Provision(d, v) => {
-                let t = s.time;
                 let dev = s.devices.get(&d).ok_or("no dev")?;
                 let need = match dev.mappings.get(&v) {
                     None => true,
@@ -187,26 +221,22 @@ impl Model {
                                 "{op}: allocated block {b} was in use at the last commit"
                             ));
                         }
-                        s.devices
-                            .get_mut(&d)
-                            .ok_or("no dev")?
-                            .mappings
-                            .insert(v, (b, t));
+                        s.set_mapping(d, v, b);
                     }
                     (need, got) => {
-                        return Err(format!("{op}: model needs allocation {need}, got {got:?}"))
+                        return Err(format!("{op}: model needs allocation: {need}, got {got:?}"))
                     }
                 }
             }
-            Op::Remove(d, v) => {
-                s.devices.get_mut(&d).ok_or("no dev")?.mappings.remove(&v);
-            }
+            Op::Remove(d, v) => s.unmap(d, v),
             Op::RemoveRange(d, b, e) => {
-                let dev = s.devices.get_mut(&d).ok_or("no dev")?;
                 if b < e {
-                    let keys: Vec<u64> = dev.mappings.range(b..e).map(|(k, _)| *k).collect();
+                    let keys: Vec<u64> = match s.devices.get(&d) {
+                        Some(dev) => dev.mappings.range(b..e).map(|(k, _)| *k).collect(),
+                        None => Vec::new(),
+                    };
                     for k in keys {
-                        dev.mappings.remove(&k);
+                        s.unmap(d, k);
                     }
                 }
             }
@@ -214,13 +244,246 @@ impl Model {
             Op::ReserveMetadataSnap => {
                 // The kernel commits first, then copies the committed trees.
                 self.committed = s.clone();
-                s.held = Some(s.devices.clone());
+                s.held = Some(s.refs.keys().copied().collect());
             }
             Op::ReleaseMetadataSnap => s.held = None,
-            Op::ResizeData(n) => s.nr_data_blocks = n,
+            Op::ResizeData(n) => {
+                s.nr_data_blocks = n;
+                self.committed = s.clone();
+            }
             Op::Commit => self.committed = s.clone(),
             Op::Abort => *s = self.committed.clone(),
         }
         Ok(())
     }
+}
+
+/// A small deterministic generator (xorshift64*), so tests need no crates.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// True with probability `p` percent.
+    pub fn chance(&mut self, p: u64) -> bool {
+        self.below(100) < p
+    }
+}
+
+/// Shape of a random operation sequence.
+#[derive(Debug, Clone, Copy)]
+pub struct OpMix {
+    /// Device ids are drawn from `0..max_devices`.
+    pub max_devices: u64,
+    /// Virtual blocks are drawn from `0..vblocks`.
+    pub vblocks: u64,
+    /// Percent of operations that are `commit`.
+    pub commit_pct: u64,
+    /// Percent of operations that are `abort`.
+    pub abort_pct: u64,
+}
+
+impl Default for OpMix {
+    fn default() -> Self {
+        OpMix {
+            max_devices: 6,
+            vblocks: 4000,
+            commit_pct: 2,
+            abort_pct: 1,
+        }
+    }
+}
+
+/// A random operation, mostly valid for the model's current state.
+pub fn random_op(rng: &mut Rng, m: &Model, mix: &OpMix) -> Op {
+    let s = &m.cur;
+    let existing: Vec<u64> = s.devices.keys().copied().collect();
+    let pick_dev = |rng: &mut Rng| -> u64 {
+        if !existing.is_empty() && rng.chance(95) {
+            existing[rng.below(existing.len() as u64) as usize]
+        } else {
+            rng.below(mix.max_devices)
+        }
+    };
+    let r = rng.below(1000);
+    let c = mix.commit_pct * 10;
+    let a = c + mix.abort_pct * 10;
+    if r < c {
+        return Op::Commit;
+    }
+    if r < a {
+        return Op::Abort;
+    }
+    match rng.below(1000) {
+        0..=469 => {
+            let d = pick_dev(rng);
+            Op::Provision(d, rng.below(mix.vblocks))
+        }
+        470..=649 => {
+            let d = pick_dev(rng);
+            let b = rng.below(s.nr_data_blocks.max(1) + 2);
+            Op::Insert(d, rng.below(mix.vblocks), b)
+        }
+        650..=779 => {
+            let d = pick_dev(rng);
+            // Mostly a mapped block.
+            let v = match s.devices.get(&d) {
+                Some(dev) if !dev.mappings.is_empty() && rng.chance(90) => {
+                    let n = dev.mappings.len() as u64;
+                    *dev.mappings
+                        .keys()
+                        .nth(rng.below(n.min(64)) as usize)
+                        .unwrap_or(&0)
+                }
+                _ => rng.below(mix.vblocks),
+            };
+            Op::Remove(d, v)
+        }
+        780..=879 => {
+            let d = pick_dev(rng);
+            Op::Provision(d, rng.below(mix.vblocks))
+        }
+        880..=894 => {
+            let d = pick_dev(rng);
+            let b = rng.below(mix.vblocks);
+            let len = if rng.chance(10) {
+                rng.below(mix.vblocks)
+            } else {
+                rng.below(64)
+            };
+            Op::RemoveRange(d, b, b + len)
+        }
+        895..=912 => Op::CreateThin(rng.below(mix.max_devices)),
+        913..=930 => Op::CreateSnap(rng.below(mix.max_devices), pick_dev(rng)),
+        931..=934 => Op::Delete(pick_dev(rng)),
+        935..=954 => {
+            let old = if rng.chance(80) {
+                s.trans_id
+            } else {
+                rng.below(5)
+            };
+            Op::SetTransactionId(old, s.trans_id + 1)
+        }
+        955..=969 => Op::ReserveMetadataSnap,
+        970..=984 => Op::ReleaseMetadataSnap,
+        _ => Op::ResizeData(s.nr_data_blocks + rng.below(64)),
+    }
+}
+
+/// Checks everything the metadata says against the model state `s`:
+/// devices, details, every mapping (by walking and by lookup, with sharing),
+/// unmapped lookups, free data blocks and reference counts.
+pub fn check_against<D: crate::pdata::block_device::BlockDevice>(
+    pmd: &mut crate::metadata::PoolMetadata<D>,
+    s: &ModelState,
+    rng: &mut Rng,
+) -> Result<(), String> {
+    let e = |x: crate::metadata::Error| format!("{x:?}");
+    if pmd.transaction_id().map_err(e)? != s.trans_id {
+        return Err("transaction id differs".into());
+    }
+    if pmd.time() != s.time {
+        return Err(format!("time {} != model {}", pmd.time(), s.time));
+    }
+    if pmd.data_dev_size().map_err(e)? != s.nr_data_blocks {
+        return Err("data device size differs".into());
+    }
+    let mut ids = Vec::new();
+    pmd.walk_devices(|id, d| {
+        ids.push((id, *d));
+        Ok(())
+    })
+    .map_err(e)?;
+    let model_ids: Vec<u64> = s.devices.keys().copied().collect();
+    let real_ids: Vec<u64> = ids.iter().map(|(i, _)| *i).collect();
+    // Devices created in this transaction are not in the details tree yet.
+    for id in &model_ids {
+        let d = pmd
+            .device_details(*id)
+            .map_err(e)?
+            .ok_or(format!("device {id} missing"))?;
+        let md = &s.devices[id];
+        if d.mapped_blocks != md.mappings.len() as u64
+            || d.transaction_id != md.transaction_id
+            || d.creation_time != md.creation_time
+            || d.snapshotted_time != md.snapshotted_time
+        {
+            return Err(format!(
+                "device {id}: details {d:?} != model {} mappings, {md:?}",
+                md.mappings.len()
+            ));
+        }
+    }
+    for id in &real_ids {
+        if !s.devices.contains_key(id) {
+            return Err(format!("device {id} exists but not in the model"));
+        }
+    }
+    for (id, md) in &s.devices {
+        let mut got = Vec::with_capacity(md.mappings.len());
+        pmd.walk_mappings(*id, |v, bt| {
+            got.push((v, (bt.block, bt.time)));
+            Ok(())
+        })
+        .map_err(e)?;
+        let want: Vec<(u64, (u64, u32))> = md.mappings.iter().map(|(k, v)| (*k, *v)).collect();
+        if got != want {
+            let diff = got.iter().zip(want.iter()).find(|(a, b)| a != b);
+            return Err(format!(
+                "device {id}: mappings differ: {} vs model {}; first difference {diff:?}",
+                got.len(),
+                want.len()
+            ));
+        }
+        for (&v, &(b, t)) in &md.mappings {
+            let r = pmd
+                .find_block(*id, v, true)
+                .map_err(e)?
+                .ok_or(format!("dev {id} block {v} not found"))?;
+            if r.block != b || r.shared != ModelState::shared(md, t) {
+                return Err(format!("dev {id} block {v}: {r:?} != model ({b}, {t})"));
+            }
+        }
+        for _ in 0..32 {
+            let v = rng.below(1 << 20);
+            if !md.mappings.contains_key(&v) && pmd.find_block(*id, v, true).map_err(e)?.is_some() {
+                return Err(format!("dev {id} block {v} mapped but not in the model"));
+            }
+        }
+        match (
+            pmd.highest_mapped_block(*id).map_err(e)?,
+            md.mappings.keys().next_back(),
+        ) {
+            (a, b) if a == b.copied() => {}
+            (a, b) => return Err(format!("dev {id}: highest mapped {a:?} != model {b:?}")),
+        }
+    }
+    let free = pmd.free_data_blocks().map_err(e)?;
+    let want_free = s.nr_data_blocks - s.used_blocks();
+    if free != want_free {
+        return Err(format!("free data blocks {free} != model {want_free}"));
+    }
+    for (&b, _) in s.refs.iter().take(2000) {
+        if pmd.data_block_count(b).map_err(e)? == 0 {
+            return Err(format!("data block {b} is mapped but has no reference"));
+        }
+    }
+    Ok(())
 }

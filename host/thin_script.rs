@@ -8,7 +8,8 @@
 //! commit                     abort
 //! ```
 //!
-//! Blank lines and `#` comments are ignored.
+//! Blank lines and `#` comments are ignored. `resize_data` commits (as the
+//! pool target does after a resize).
 
 use std::fmt;
 
@@ -214,7 +215,11 @@ pub fn execute<D: BlockDevice>(pmd: &mut PoolMetadata<D>, op: &Op) -> Result<Opt
         Op::SetTransactionId(o, n) => pmd.set_transaction_id(o, n)?,
         Op::ReserveMetadataSnap => pmd.reserve_metadata_snap()?,
         Op::ReleaseMetadataSnap => pmd.release_metadata_snap()?,
-        Op::ResizeData(n) => pmd.resize_data_dev(n)?,
+        Op::ResizeData(n) => {
+            // As the pool target does: resize, then commit.
+            pmd.resize_data_dev(n)?;
+            pmd.commit()?;
+        }
         Op::Commit => pmd.commit()?,
         Op::Abort => pmd.abort()?,
     }

@@ -66,6 +66,9 @@ pub struct PoolMetadata<D: BlockDevice> {
     pub(super) in_service: bool,
     /// Set by [`Self::set_read_only`]: no commits.
     pub(super) read_only: bool,
+    /// Data device size after a resize in this transaction (the data space
+    /// map reports its committed size until the commit).
+    pub(super) data_nr_blocks_pending: Option<u64>,
 }
 
 fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
@@ -122,6 +125,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             devices: Vec::new(),
             in_service: false,
             read_only: false,
+            data_nr_blocks_pending: None,
         };
         if unformatted {
             if !format_device {
@@ -208,6 +212,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
 
     /// `__begin_transaction`: reloads the in-core roots from the superblock.
     fn begin_transaction(&mut self) -> Result<()> {
+        self.data_nr_blocks_pending = None;
         let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
         let sb = lock_superblock(&mut pd.tm)?;
         self.time = sb.time;
@@ -694,10 +699,13 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(pd.data_sm.nr_free())
     }
 
-    /// `dm_pool_get_data_dev_size`: data blocks in the pool.
+    /// `dm_pool_get_data_dev_size`: data blocks in the pool, including a
+    /// resize not yet committed.
     pub fn data_dev_size(&self) -> Result<u64> {
         let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
-        Ok(pd.data_sm.nr_blocks())
+        Ok(self
+            .data_nr_blocks_pending
+            .unwrap_or(pd.data_sm.nr_blocks()))
     }
 
     /// `dm_pool_get_free_metadata_block_count`: free metadata blocks minus
@@ -714,17 +722,21 @@ impl<D: BlockDevice> PoolMetadata<D> {
     }
 
     /// `dm_pool_resize_data_dev`: grows the data space map (never shrinks).
+    ///
+    /// The new blocks are allocatable once the resize is committed: the pool
+    /// target commits right after resizing, and so should other callers.
     pub fn resize_data_dev(&mut self, new_count: u64) -> Result<()> {
         self.write_begin()?;
-        let pd = self.pd()?;
-        let old = pd.data_sm.nr_blocks();
+        let old = self.data_dev_size()?;
         if new_count == old {
             return Ok(());
         }
         if new_count < old {
             return Err(Error::CannotShrink);
         }
+        let pd = self.pd()?;
         pd.data_sm.extend(&mut pd.tm, new_count - old)?;
+        self.data_nr_blocks_pending = Some(new_count);
         Ok(())
     }
 
