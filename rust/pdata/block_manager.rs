@@ -128,6 +128,11 @@ pub struct BlockManager<D: BlockDevice> {
     stats: BmStats,
 }
 
+fn same_validator(a: &dyn BlockValidator, b: &dyn BlockValidator) -> bool {
+    core::ptr::addr_eq(a as *const dyn BlockValidator, b as *const dyn BlockValidator)
+        || a.name() == b.name()
+}
+
 fn hash(b: u64, mask: usize) -> usize {
     (b.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
 }
@@ -359,7 +364,7 @@ impl<D: BlockDevice> BlockManager<D> {
                 return Ok(i);
             }
             match s.validator {
-                Some(old) if old.name() == v.name() => {}
+                Some(old) if same_validator(old, v) => {}
                 Some(_) => return Err(Error::ValidatorMismatch),
                 None => {
                     v.check(b, &s.data)?;

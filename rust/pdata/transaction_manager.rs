@@ -77,6 +77,7 @@ pub struct ShadowSet {
 }
 
 const EMPTY: u64 = u64::MAX;
+const TOMBSTONE: u64 = u64::MAX - 1;
 
 impl ShadowSet {
     /// An empty set.
@@ -107,10 +108,29 @@ impl ShadowSet {
         }
     }
 
+    /// Forgets `b` (it gained a reference, so it must be shadowed again).
+    pub fn remove(&mut self, b: u64) {
+        if self.table.is_empty() {
+            return;
+        }
+        let mask = self.table.len() - 1;
+        let mut i = Self::slot(b, mask);
+        loop {
+            match self.table.get(i) {
+                Some(&x) if x == b => {
+                    self.table[i] = TOMBSTONE;
+                    return;
+                }
+                Some(&EMPTY) | None => return,
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
     /// Adds `b`. Like C, failing to allocate just forgets the shadow (a
     /// redundant shadow later is harmless), so this never fails.
     pub fn insert(&mut self, b: u64) {
-        if b == EMPTY || self.contains(b) {
+        if b >= TOMBSTONE || self.contains(b) {
             return;
         }
         if (self.len + 1) * 2 > self.table.len() && self.grow().is_err() {
@@ -118,7 +138,7 @@ impl ShadowSet {
         }
         let mask = self.table.len() - 1;
         let mut i = Self::slot(b, mask);
-        while self.table[i] != EMPTY {
+        while self.table[i] != EMPTY && self.table[i] != TOMBSTONE {
             i = (i + 1) & mask;
         }
         self.table[i] = b;
@@ -132,7 +152,7 @@ impl ShadowSet {
         let old = core::mem::replace(&mut self.table, t);
         self.len = 0;
         for &b in old.iter() {
-            if b != EMPTY {
+            if b < TOMBSTONE {
                 self.insert(b);
             }
         }
@@ -205,10 +225,15 @@ impl<D: BlockDevice> TmCore<D> {
         if self.bm.is_read_only() {
             return Err(Error::Invalid);
         }
-        let inc_children = a.more_than_one(self, orig)?;
-        if !inc_children && self.shadows.contains(orig) {
+        // A block shadowed or allocated in this transaction has exactly one
+        // reference unless it was incremented since, and every increment
+        // removes it from the set; so the set alone answers C's
+        // `is_shadow(b) && !count_is_more_than_one(b)` without a space-map
+        // lookup.
+        if self.shadows.contains(orig) {
             return Ok((self.bm.write_lock(orig, v)?, false));
         }
+        let inc_children = a.more_than_one(self, orig)?;
         // __shadow_block
         let new = a.alloc(self)?.ok_or(Error::NoSpace)?;
         a.dec(self, orig)?;
@@ -401,6 +426,7 @@ impl<D: BlockDevice> Transaction for TransactionManager<D> {
     }
 
     fn inc(&mut self, b: u64) -> Result<()> {
+        self.core.shadows.remove(b);
         MetaAlloc::inc(&mut self.sm, &mut self.core, b)
     }
 

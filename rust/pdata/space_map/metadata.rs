@@ -267,6 +267,7 @@ impl<D: BlockDevice> Transaction for MetaEnv<'_, D> {
         self.core.shadow_block(&mut self.rec, b, v)
     }
     fn inc(&mut self, b: u64) -> Result<()> {
+        self.core.shadows.remove(b);
         MetaAlloc::<D>::inc(&mut self.rec, self.core, b)
     }
     fn dec(&mut self, b: u64) -> Result<()> {

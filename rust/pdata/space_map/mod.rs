@@ -46,15 +46,15 @@ pub const DM_SM_METADATA_MAX_BLOCKS: u64 = 255 * ((1 << 14) - 64);
 pub const SM_ROOT_SIZE: usize = 32;
 
 fn rd32(d: &[u8], off: usize) -> u32 {
-    match d.get(off..off + 4) {
-        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+    match d.get(off..off + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+        Some(b) => u32::from_le_bytes(b),
         None => 0,
     }
 }
 
 fn rd64(d: &[u8], off: usize) -> u64 {
-    match d.get(off..off + 8) {
-        Some(b) => u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+    match d.get(off..off + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+        Some(b) => u64::from_le_bytes(b),
         None => 0,
     }
 }

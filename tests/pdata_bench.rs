@@ -1,0 +1,49 @@
+//! Throughput of btree inserts and lookups in release builds.
+//! `cargo test --release --test pdata_bench -- --nocapture` prints the
+//! numbers; the assertions are loose floors so a slow shared machine does
+//! not fail the suite.
+
+use std::time::Instant;
+
+use dm_thin_host::pdata::block_manager::BlockManager;
+use dm_thin_host::pdata::btree::{Btree, U64Value};
+use dm_thin_host::pdata::transaction_manager::TransactionManager;
+use dm_thin_host::ramdisk::RamDisk;
+
+fn run(name: &str, n: u64, key: impl Fn(u64) -> u64) -> (f64, f64) {
+    let bm = BlockManager::new(RamDisk::new(200_000), 16_384).unwrap();
+    let mut tm = TransactionManager::create(bm, 0).unwrap();
+    // The thin mapping tree shape: [device, block] -> u64.
+    let tree: Btree<U64Value> = Btree::new(2);
+    let mut root = tree.empty(&mut tm).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        root = tree.insert(&mut tm, &mut (), root, &[1, key(i)], &i).unwrap();
+    }
+    let ins = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let mut found = 0u64;
+    for i in 0..n {
+        if tree.lookup(&mut tm, root, &[1, key(i)]).unwrap().is_some() {
+            found += 1;
+        }
+    }
+    let look = n as f64 / t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    for i in 0..n {
+        let _ = tree.lookup(&mut tm.non_blocking(), root, &[1, key(i)]).unwrap();
+    }
+    let nb = n as f64 / t.elapsed().as_secs_f64();
+    println!("{name:>28}: {ins:>9.0} inserts/s {look:>9.0} lookups/s {nb:>9.0} non-blocking lookups/s");
+    assert!(found >= n / 2);
+    (ins, look)
+}
+
+#[test]
+fn bench_insert_lookup() {
+    let scramble = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+    let (ins, look) = run("sequential, 1M keys", 1_000_000, |i| i);
+    run("random, 100k keys", 100_000, scramble);
+    run("random, 1M keys", 1_000_000, scramble);
+    assert!(ins > 50_000.0 && look > 200_000.0);
+}
