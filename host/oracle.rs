@@ -95,6 +95,15 @@ pub fn thin_dump(image: &Path) -> String {
     r.stdout
 }
 
+/// `thin_dump` 0.9.0 with extra arguments (e.g. `-m` for the metadata
+/// snapshot); the result of the run.
+pub fn thin_dump_with(image: &Path, args: &[&str]) -> Run {
+    require(Path::new(THIN_DUMP_09));
+    let mut c = Command::new(THIN_DUMP_09);
+    c.args(args).arg(image);
+    run(c)
+}
+
 /// `thin_restore -i xml -o image` (0.9.0), which must succeed.
 pub fn thin_restore(xml: &Path, image: &Path) {
     require(Path::new(THIN_RESTORE_09));

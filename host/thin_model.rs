@@ -487,3 +487,70 @@ pub fn check_against<D: crate::pdata::block_device::BlockDevice>(
     }
     Ok(())
 }
+
+/// The model state a `thin_dump` XML describes (no metadata snapshot).
+pub fn state_from_dump(d: &crate::thin_xml::XmlDump) -> ModelState {
+    let mut s = ModelState {
+        time: d.superblock.time as u32,
+        trans_id: d.superblock.transaction,
+        nr_data_blocks: d.superblock.nr_data_blocks,
+        ..Default::default()
+    };
+    for dev in &d.devices {
+        let md = ModelDevice {
+            mappings: dev.mappings.iter().map(|&(v, b, t)| (v, (b, t))).collect(),
+            transaction_id: dev.transaction,
+            creation_time: dev.creation_time as u32,
+            snapshotted_time: dev.snap_time as u32,
+        };
+        for &(b, _) in md.mappings.values() {
+            add_ref(&mut s.refs, b);
+        }
+        s.devices.insert(dev.dev_id, md);
+    }
+    s
+}
+
+/// Checks that a parsed `thin_dump` shows exactly the model state `s`.
+pub fn dump_matches(d: &crate::thin_xml::XmlDump, s: &ModelState) -> Result<(), String> {
+    let sb = &d.superblock;
+    if sb.time != s.time as u64
+        || sb.transaction != s.trans_id
+        || sb.nr_data_blocks != s.nr_data_blocks
+    {
+        return Err(format!(
+            "superblock {sb:?} != model time {} trans {} nr {}",
+            s.time, s.trans_id, s.nr_data_blocks
+        ));
+    }
+    let ids: Vec<u64> = d.devices.iter().map(|x| x.dev_id).collect();
+    let want: Vec<u64> = s.devices.keys().copied().collect();
+    if ids != want {
+        return Err(format!("devices {ids:?} != model {want:?}"));
+    }
+    for dev in &d.devices {
+        let md = &s.devices[&dev.dev_id];
+        if dev.mapped_blocks != md.mappings.len() as u64
+            || dev.transaction != md.transaction_id
+            || dev.creation_time != md.creation_time as u64
+            || dev.snap_time != md.snapshotted_time as u64
+        {
+            return Err(format!(
+                "device {} details differ from the model",
+                dev.dev_id
+            ));
+        }
+        let got: Vec<(u64, u64, u32)> = dev.mappings.clone();
+        let want: Vec<(u64, u64, u32)> =
+            md.mappings.iter().map(|(&v, &(b, t))| (v, b, t)).collect();
+        if got != want {
+            return Err(format!(
+                "device {} mappings differ ({} vs model {})",
+                dev.dev_id,
+                got.len(),
+                want.len()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@ pub struct XmlSuperblock {
     pub version: u32,
     pub data_block_size: u32,
     pub nr_data_blocks: u64,
-    /// Present when a metadata snapshot is held.
+    /// Parsed if present; never written (thin_dump 0.9.0 does not).
     pub metadata_snap: Option<u64>,
 }
 
@@ -68,9 +68,8 @@ impl<W: std::io::Write> XmlWriter<W> {
             "<superblock uuid=\"{}\" time=\"{}\" transaction=\"{}\" flags=\"{}\" version=\"{}\" data_block_size=\"{}\" nr_data_blocks=\"{}",
             sb.uuid, sb.time, sb.transaction, sb.flags, sb.version, sb.data_block_size, sb.nr_data_blocks
         );
-        if let Some(m) = sb.metadata_snap {
-            let _ = write!(s, "\" metadata_snap=\"{m}");
-        }
+        // thin_dump 0.9.0 never prints `metadata_snap` (it passes none to
+        // its emitter), so neither does this writer.
         s.push_str("\">\n");
         self.out.write_all(s.as_bytes())
     }
