@@ -18,7 +18,9 @@ fn run(name: &str, n: u64, key: impl Fn(u64) -> u64) -> (f64, f64) {
     let mut root = tree.empty(&mut tm).unwrap();
     let t = Instant::now();
     for i in 0..n {
-        root = tree.insert(&mut tm, &mut (), root, &[1, key(i)], &i).unwrap();
+        root = tree
+            .insert(&mut tm, &mut (), root, &[1, key(i)], &i)
+            .unwrap();
     }
     let ins = n as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
@@ -31,10 +33,14 @@ fn run(name: &str, n: u64, key: impl Fn(u64) -> u64) -> (f64, f64) {
     let look = n as f64 / t.elapsed().as_secs_f64();
     let t = Instant::now();
     for i in 0..n {
-        let _ = tree.lookup(&mut tm.non_blocking(), root, &[1, key(i)]).unwrap();
+        let _ = tree
+            .lookup(&mut tm.non_blocking(), root, &[1, key(i)])
+            .unwrap();
     }
     let nb = n as f64 / t.elapsed().as_secs_f64();
-    println!("{name:>28}: {ins:>9.0} inserts/s {look:>9.0} lookups/s {nb:>9.0} non-blocking lookups/s");
+    println!(
+        "{name:>28}: {ins:>9.0} inserts/s {look:>9.0} lookups/s {nb:>9.0} non-blocking lookups/s"
+    );
     assert!(found >= n / 2);
     (ins, look)
 }

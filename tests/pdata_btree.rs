@@ -10,7 +10,13 @@ use std::collections::BTreeMap;
 use dm_thin_host::pdata::btree::{Btree, U64Value};
 use pdata_common::{check_ref_counts, Pool, Rng};
 
-fn check_all(p: &mut Pool, tree: &Btree<U64Value>, root: u64, model: &BTreeMap<u64, u64>, key_space: u64) {
+fn check_all(
+    p: &mut Pool,
+    tree: &Btree<U64Value>,
+    root: u64,
+    model: &BTreeMap<u64, u64>,
+    key_space: u64,
+) {
     let mut got = Vec::new();
     tree.walk(&mut p.tm, root, |k, v| {
         got.push((k[0], *v));
@@ -20,7 +26,11 @@ fn check_all(p: &mut Pool, tree: &Btree<U64Value>, root: u64, model: &BTreeMap<u
     let want: Vec<(u64, u64)> = model.iter().map(|(k, v)| (*k, *v)).collect();
     assert_eq!(got, want);
     for k in 0..key_space {
-        assert_eq!(tree.lookup(&mut p.tm, root, &[k]).unwrap(), model.get(&k).copied(), "key {k}");
+        assert_eq!(
+            tree.lookup(&mut p.tm, root, &[k]).unwrap(),
+            model.get(&k).copied(),
+            "key {k}"
+        );
     }
     let hi = tree.find_highest_key(&mut p.tm, root).unwrap();
     assert_eq!(hi, model.keys().next_back().copied());
@@ -46,7 +56,9 @@ fn run_single(seed: u64, nr_ops: usize, key_space: u64) {
         if r < insert_pct {
             let k = rng.below(key_space);
             let v = rng.next();
-            let (nr, inserted) = tree.insert_notify(&mut p.tm, &mut (), root, &[k], &v).unwrap();
+            let (nr, inserted) = tree
+                .insert_notify(&mut p.tm, &mut (), root, &[k], &v)
+                .unwrap();
             assert_eq!(inserted, !model.contains_key(&k));
             model.insert(k, v);
             p.roots[0] = nr;
@@ -57,13 +69,18 @@ fn run_single(seed: u64, nr_ops: usize, key_space: u64) {
             p.roots[0] = nr;
         } else if r < 92 {
             let k = rng.below(key_space);
-            assert_eq!(tree.lookup(&mut p.tm, root, &[k]).unwrap(), model.get(&k).copied());
+            assert_eq!(
+                tree.lookup(&mut p.tm, root, &[k]).unwrap(),
+                model.get(&k).copied()
+            );
             let want = model.range(k..).next().map(|(a, b)| (*a, *b));
             assert_eq!(tree.lookup_next(&mut p.tm, root, &[k]).unwrap(), want);
         } else if r < 96 {
             let b = rng.below(key_space);
             let e = b + rng.below(200);
-            let (nr, n) = tree.remove_range(&mut p.tm, &mut (), root, &[], b, e).unwrap();
+            let (nr, n) = tree
+                .remove_range(&mut p.tm, &mut (), root, &[], b, e)
+                .unwrap();
             let gone: Vec<u64> = model.range(b..e).map(|(k, _)| *k).collect();
             assert_eq!(n, gone.len() as u64);
             for k in gone {
@@ -123,7 +140,9 @@ fn sequential_insert_then_remove_all() {
     let mut root = tree.empty(&mut p.tm).unwrap();
     let n = 30_000u64;
     for k in 0..n {
-        root = tree.insert(&mut p.tm, &mut (), root, &[k], &(k * 3)).unwrap();
+        root = tree
+            .insert(&mut p.tm, &mut (), root, &[k], &(k * 3))
+            .unwrap();
     }
     p.roots = vec![root];
     p.commit();
@@ -160,7 +179,9 @@ fn run_multi(seed: u64, nr_ops: usize) {
         match rng.below(100) {
             0..=54 => {
                 let v = rng.next();
-                p.roots[0] = tree.insert(&mut p.tm, &mut (), root, &[dev, blk], &v).unwrap();
+                p.roots[0] = tree
+                    .insert(&mut p.tm, &mut (), root, &[dev, blk], &v)
+                    .unwrap();
                 model.insert((dev, blk), v);
             }
             55..=84 => {
@@ -169,14 +190,26 @@ fn run_multi(seed: u64, nr_ops: usize) {
                 p.roots[0] = nr;
             }
             85..=92 => {
-                assert_eq!(tree.lookup(&mut p.tm, root, &[dev, blk]).unwrap(), model.get(&(dev, blk)).copied());
-                let want = model.range((dev, blk)..(dev, u64::MAX)).next().map(|(a, b)| (a.1, *b));
-                assert_eq!(tree.lookup_next(&mut p.tm, root, &[dev, blk]).unwrap(), want);
+                assert_eq!(
+                    tree.lookup(&mut p.tm, root, &[dev, blk]).unwrap(),
+                    model.get(&(dev, blk)).copied()
+                );
+                let want = model
+                    .range((dev, blk)..(dev, u64::MAX))
+                    .next()
+                    .map(|(a, b)| (a.1, *b));
+                assert_eq!(
+                    tree.lookup_next(&mut p.tm, root, &[dev, blk]).unwrap(),
+                    want
+                );
             }
             93..=95 => {
                 let e = blk + rng.below(300);
-                let (nr, n) = tree.remove_range(&mut p.tm, &mut (), root, &[dev], blk, e).unwrap();
-                let gone: Vec<(u64, u64)> = model.range((dev, blk)..(dev, e)).map(|(k, _)| *k).collect();
+                let (nr, n) = tree
+                    .remove_range(&mut p.tm, &mut (), root, &[dev], blk, e)
+                    .unwrap();
+                let gone: Vec<(u64, u64)> =
+                    model.range((dev, blk)..(dev, e)).map(|(k, _)| *k).collect();
                 assert_eq!(n, gone.len() as u64);
                 for k in gone {
                     model.remove(&k);

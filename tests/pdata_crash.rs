@@ -56,14 +56,19 @@ fn run(seed: u64, mode: CutMode) {
             q.data_sm.commit(&mut q.tm).unwrap();
             let dr = q.data_sm.root();
             let roots = q.roots.clone();
-            let r = q.tm.commit_with(0, &dm_thin_host::pdata::block_manager::NOOP_VALIDATOR, false, |sb, mr| {
-                sb.fill(0);
-                mr.pack(&mut sb[0..32])?;
-                dr.pack(&mut sb[32..64])?;
-                sb[64..72].copy_from_slice(&1u64.to_le_bytes());
-                sb[72..80].copy_from_slice(&roots[0].to_le_bytes());
-                Ok(())
-            });
+            let r = q.tm.commit_with(
+                0,
+                &dm_thin_host::pdata::block_manager::NOOP_VALIDATOR,
+                false,
+                |sb, mr| {
+                    sb.fill(0);
+                    mr.pack(&mut sb[0..32])?;
+                    dr.pack(&mut sb[32..64])?;
+                    sb[64..72].copy_from_slice(&1u64.to_le_bytes());
+                    sb[72..80].copy_from_slice(&roots[0].to_le_bytes());
+                    Ok(())
+                },
+            );
             (q, r)
         }));
         let (q, _r) = res.unwrap();
@@ -79,7 +84,10 @@ fn run(seed: u64, mode: CutMode) {
         let root = p.roots[0];
         check_ref_counts(&mut p, &[(root, 1, 8)]);
     }
-    assert!(seen_old > 0 && seen_new > 0, "old {seen_old} new {seen_new}");
+    assert!(
+        seen_old > 0 && seen_new > 0,
+        "old {seen_old} new {seen_new}"
+    );
 }
 
 #[test]

@@ -60,7 +60,9 @@ fn run(seed: u64, ops: usize) {
     let mut a = BTreeMap::new();
     for k in 0..4000u64 {
         let b = p.data_sm.new_block(&mut p.tm).unwrap().unwrap();
-        root = tree.insert(&mut p.tm, &mut p.data_sm, root, &[k], &b).unwrap();
+        root = tree
+            .insert(&mut p.tm, &mut p.data_sm, root, &[k], &b)
+            .unwrap();
         a.insert(k, b);
     }
     p.roots = vec![root];
@@ -88,7 +90,9 @@ fn run(seed: u64, ops: usize) {
             }
             8 => {
                 let e = k + rng.below(100);
-                let (nr, n) = tree.remove_range(&mut p.tm, &mut p.data_sm, r, &[], k, e).unwrap();
+                let (nr, n) = tree
+                    .remove_range(&mut p.tm, &mut p.data_sm, r, &[], k, e)
+                    .unwrap();
                 let gone: Vec<u64> = models[t].range(k..e).map(|(k, _)| *k).collect();
                 assert_eq!(n, gone.len() as u64);
                 for g in gone {
@@ -97,7 +101,10 @@ fn run(seed: u64, ops: usize) {
                 p.roots[t] = nr;
             }
             _ => {
-                assert_eq!(tree.lookup(&mut p.tm, r, &[k]).unwrap(), models[t].get(&k).copied());
+                assert_eq!(
+                    tree.lookup(&mut p.tm, r, &[k]).unwrap(),
+                    models[t].get(&k).copied()
+                );
             }
         }
         if op % 3000 == 2999 {
@@ -105,14 +112,14 @@ fn run(seed: u64, ops: usize) {
         }
     }
     p.commit();
-    for t in 0..2 {
+    for (t, model) in models.iter().enumerate() {
         let mut got = BTreeMap::new();
         tree.walk(&mut p.tm, p.roots[t], |k, v| {
             got.insert(k[0], *v);
             Ok(())
         })
         .unwrap();
-        assert_eq!(got, models[t]);
+        assert_eq!(&got, model);
     }
     let (r0, r1) = (p.roots[0], p.roots[1]);
     check_ref_counts(&mut p, &[(r0, 1, 8), (r1, 1, 8)]);
@@ -150,7 +157,9 @@ fn snapshot_chain_delete_origin_first() {
     let mut m = BTreeMap::new();
     for k in 0..3000u64 {
         let b = p.data_sm.new_block(&mut p.tm).unwrap().unwrap();
-        root = tree.insert(&mut p.tm, &mut p.data_sm, root, &[k * 2], &b).unwrap();
+        root = tree
+            .insert(&mut p.tm, &mut p.data_sm, root, &[k * 2], &b)
+            .unwrap();
         m.insert(k * 2, b);
     }
     p.tm.inc(root).unwrap();
@@ -161,14 +170,19 @@ fn snapshot_chain_delete_origin_first() {
     for (t, r) in roots.iter_mut().enumerate() {
         for k in (t as u64..6000).step_by(97) {
             let b = p.data_sm.new_block(&mut p.tm).unwrap().unwrap();
-            *r = tree.insert(&mut p.tm, &mut p.data_sm, *r, &[k], &b).unwrap();
+            *r = tree
+                .insert(&mut p.tm, &mut p.data_sm, *r, &[k], &b)
+                .unwrap();
             models[t].insert(k, b);
         }
     }
     p.roots = roots.clone();
     p.commit();
     check_data_counts(&mut p, &models);
-    check_ref_counts(&mut p, &[(roots[0], 1, 8), (roots[1], 1, 8), (roots[2], 1, 8)]);
+    check_ref_counts(
+        &mut p,
+        &[(roots[0], 1, 8), (roots[1], 1, 8), (roots[2], 1, 8)],
+    );
     tree.del(&mut p.tm, &mut p.data_sm, roots[0]).unwrap();
     p.roots = roots[1..].to_vec();
     p.commit();

@@ -25,10 +25,15 @@ fn format_insert_commit_reopen() {
     let tree: Btree<U64Value> = Btree::new(1);
     let mut root = tree.empty(&mut tm).unwrap();
     for k in 0..5000u64 {
-        root = tree.insert(&mut tm, &mut (), root, &[k * 7 % 5003], &(k + 1)).unwrap();
+        root = tree
+            .insert(&mut tm, &mut (), root, &[k * 7 % 5003], &(k + 1))
+            .unwrap();
     }
     for k in 0..5000u64 {
-        assert_eq!(tree.lookup(&mut tm, root, &[k * 7 % 5003]).unwrap(), Some(k + 1));
+        assert_eq!(
+            tree.lookup(&mut tm, root, &[k * 7 % 5003]).unwrap(),
+            Some(k + 1)
+        );
     }
     let b = data_sm.new_block(&mut tm).unwrap().unwrap();
     assert_eq!(data_sm.get_count(&mut tm, b).unwrap(), 1);
@@ -46,7 +51,10 @@ fn format_insert_commit_reopen() {
     let mut data_sm = DiskSpaceMap::open(&mut tm, &sb[32..64]).unwrap();
     let root = u64::from_le_bytes(sb[64..72].try_into().unwrap());
     for k in 0..5000u64 {
-        assert_eq!(tree.lookup(&mut tm, root, &[k * 7 % 5003]).unwrap(), Some(k + 1));
+        assert_eq!(
+            tree.lookup(&mut tm, root, &[k * 7 % 5003]).unwrap(),
+            Some(k + 1)
+        );
     }
     assert_eq!(data_sm.get_count(&mut tm, b).unwrap(), 1);
     assert_eq!(tm.bm().nr_locks(), 0);

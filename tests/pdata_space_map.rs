@@ -39,12 +39,19 @@ fn run_disk(seed: u64, nr: u64, ops: usize) {
                 Some(b) => {
                     let b = b as usize;
                     assert_eq!(m.cur[b], 0, "allocated a used block");
-                    assert_eq!(m.committed[b], 0, "reused a block freed in this transaction");
+                    assert_eq!(
+                        m.committed[b], 0,
+                        "reused a block freed in this transaction"
+                    );
                     m.cur[b] = 1;
                     m.allocated_this_tx += 1;
                 }
                 None => {
-                    assert!(m.cur.iter().zip(&m.committed).all(|(c, o)| *c > 0 || *o > 0));
+                    assert!(m
+                        .cur
+                        .iter()
+                        .zip(&m.committed)
+                        .all(|(c, o)| *c > 0 || *o > 0));
                 }
             },
             40..=59 => {
@@ -68,7 +75,8 @@ fn run_disk(seed: u64, nr: u64, ops: usize) {
             }
             85..=87 => {
                 let b = rng.below(m.cur.len() as u64) as usize;
-                let c = rng.below(6) as u32 * (1 + rng.below(1000) as u32 * (rng.below(4) == 0) as u32);
+                let c =
+                    rng.below(6) as u32 * (1 + rng.below(1000) as u32 * (rng.below(4) == 0) as u32);
                 p.data_sm.set_count(&mut p.tm, b as u64, c).unwrap();
                 if m.cur[b] == 0 && c > 0 {
                     m.allocated_this_tx += 1;
@@ -79,7 +87,10 @@ fn run_disk(seed: u64, nr: u64, ops: usize) {
             }
             88..=91 => {
                 let b = rng.below(m.cur.len() as u64);
-                assert_eq!(p.data_sm.get_count(&mut p.tm, b).unwrap(), m.cur[b as usize]);
+                assert_eq!(
+                    p.data_sm.get_count(&mut p.tm, b).unwrap(),
+                    m.cur[b as usize]
+                );
             }
             92..=95 => {
                 p.commit();
@@ -113,13 +124,21 @@ fn run_disk(seed: u64, nr: u64, ops: usize) {
     p.commit();
     m.committed = m.cur.clone();
     for (b, &c) in m.cur.iter().enumerate() {
-        assert_eq!(p.data_sm.get_count(&mut p.tm, b as u64).unwrap(), c, "block {b}");
+        assert_eq!(
+            p.data_sm.get_count(&mut p.tm, b as u64).unwrap(),
+            c,
+            "block {b}"
+        );
     }
     assert_eq!(p.data_sm.nr_blocks(), m.cur.len() as u64);
     check_ref_counts(&mut p, &[]);
     let mut p = p.crash_reopen();
     for (b, &c) in m.committed.iter().enumerate() {
-        assert_eq!(p.data_sm.get_count(&mut p.tm, b as u64).unwrap(), c, "block {b}");
+        assert_eq!(
+            p.data_sm.get_count(&mut p.tm, b as u64).unwrap(),
+            c,
+            "block {b}"
+        );
     }
     check_ref_counts(&mut p, &[]);
 }

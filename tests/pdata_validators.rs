@@ -68,7 +68,10 @@ fn node_max_entries() {
 
 #[test]
 fn node_nr_entries() {
-    assert_eq!(damage_root(|b| le32(b, 16, 300), true), Error::NrEntriesTooLarge);
+    assert_eq!(
+        damage_root(|b| le32(b, 16, 300), true),
+        Error::NrEntriesTooLarge
+    );
 }
 
 #[test]
@@ -91,7 +94,10 @@ fn leaf_value_size_mismatch() {
     let mut p = Pool::open(dev);
     // Reading the u64 tree as a tree of 16-byte values.
     let tree: Btree<dm_thin_host::pdata::btree::Bytes<16>> = Btree::new(1);
-    assert_eq!(tree.lookup(&mut p.tm, root, &[3]).unwrap_err(), Error::ValueSize);
+    assert_eq!(
+        tree.lookup(&mut p.tm, root, &[3]).unwrap_err(),
+        Error::ValueSize
+    );
 }
 
 #[test]
@@ -164,7 +170,11 @@ fn random_damage_never_panics() {
         }
         let sb = dev.block(0);
         let bm = BlockManager::new(dev, 64).unwrap();
-        let mut tm = match dm_thin_host::pdata::transaction_manager::TransactionManager::open(bm, 0, &sb[0..32]) {
+        let mut tm = match dm_thin_host::pdata::transaction_manager::TransactionManager::open(
+            bm,
+            0,
+            &sb[0..32],
+        ) {
             Ok(tm) => tm,
             Err(_) => continue,
         };

@@ -129,8 +129,10 @@ pub struct BlockManager<D: BlockDevice> {
 }
 
 fn same_validator(a: &dyn BlockValidator, b: &dyn BlockValidator) -> bool {
-    core::ptr::addr_eq(a as *const dyn BlockValidator, b as *const dyn BlockValidator)
-        || a.name() == b.name()
+    core::ptr::addr_eq(
+        a as *const dyn BlockValidator,
+        b as *const dyn BlockValidator,
+    ) || a.name() == b.name()
 }
 
 fn hash(b: u64, mask: usize) -> usize {
@@ -381,9 +383,7 @@ impl<D: BlockDevice> BlockManager<D> {
             self.slots[i].data.fill(0);
         } else {
             let s = &mut self.slots[i];
-            if let Err(e) = self.dev.read(b, &mut s.data) {
-                return Err(e);
-            }
+            self.dev.read(b, &mut s.data)?;
             self.stats.reads += 1;
             v.check(b, &self.slots[i].data)?;
         }

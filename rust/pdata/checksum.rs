@@ -128,7 +128,11 @@ mod tests {
         for &b in data {
             crc ^= b as u32;
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ POLY } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ POLY
+                } else {
+                    crc >> 1
+                };
             }
         }
         crc
@@ -148,7 +152,10 @@ mod tests {
         }
         for len in [0, 1, 7, 8, 9, 63, 64, 65, 999, 1000] {
             assert_eq!(crc32c_sw(!0, &data[..len]), bitwise(!0, &data[..len]));
-            assert_eq!(crc32c_sw(0x1234, &data[..len]), bitwise(0x1234, &data[..len]));
+            assert_eq!(
+                crc32c_sw(0x1234, &data[..len]),
+                bitwise(0x1234, &data[..len])
+            );
         }
     }
 }

@@ -50,11 +50,8 @@ pub trait Transaction {
     /// Shadows `b` (`dm_tm_shadow_block`): returns a write lock on a private
     /// copy and whether the original was shared (so the caller must
     /// increment the children it references).
-    fn shadow_block(
-        &mut self,
-        b: u64,
-        v: &'static dyn BlockValidator,
-    ) -> Result<(WriteLock, bool)>;
+    fn shadow_block(&mut self, b: u64, v: &'static dyn BlockValidator)
+        -> Result<(WriteLock, bool)>;
 
     /// Increments a block's reference count (`dm_tm_inc`).
     fn inc(&mut self, b: u64) -> Result<()>;

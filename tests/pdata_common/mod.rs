@@ -116,10 +116,18 @@ impl Pool {
 /// Counts references to btree nodes reachable from `root` into `exp`.
 /// `leaf_vs[level]` is the value size of that level; levels before the
 /// last hold subtree roots.
-pub fn count_tree(tm: &mut Tm, root: u64, levels: usize, leaf_vs: usize, exp: &mut HashMap<u64, u32>, seen: &mut HashSet<u64>) {
+pub fn count_tree(
+    tm: &mut Tm,
+    root: u64,
+    levels: usize,
+    leaf_vs: usize,
+    exp: &mut HashMap<u64, u32>,
+    seen: &mut HashSet<u64>,
+) {
     count_node(tm, root, 0, levels, leaf_vs, exp, seen, &mut |_| {});
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn count_node(
     tm: &mut Tm,
     b: u64,
@@ -140,9 +148,27 @@ pub fn count_node(
     let n = Node::new(&data).unwrap();
     for i in 0..n.nr_entries() {
         if n.is_internal() {
-            count_node(tm, n.value64(i), level, levels, leaf_vs, exp, seen, leaf_value);
+            count_node(
+                tm,
+                n.value64(i),
+                level,
+                levels,
+                leaf_vs,
+                exp,
+                seen,
+                leaf_value,
+            );
         } else if level + 1 < levels {
-            count_node(tm, n.value64(i), level + 1, levels, leaf_vs, exp, seen, leaf_value);
+            count_node(
+                tm,
+                n.value64(i),
+                level + 1,
+                levels,
+                leaf_vs,
+                exp,
+                seen,
+                leaf_value,
+            );
         } else {
             leaf_value(n.value(i));
         }
@@ -172,9 +198,18 @@ pub fn check_ref_counts(p: &mut Pool, trees: &[(u64, usize, usize)]) {
     // data space map
     let dr: SmRoot = p.data_sm.root();
     let mut bitmaps = Vec::new();
-    count_node(tm, dr.bitmap_root, 0, 1, 16, &mut exp, &mut seen, &mut |v| {
-        bitmaps.push(IndexEntry::unpack(v).blocknr);
-    });
+    count_node(
+        tm,
+        dr.bitmap_root,
+        0,
+        1,
+        16,
+        &mut exp,
+        &mut seen,
+        &mut |v| {
+            bitmaps.push(IndexEntry::unpack(v).blocknr);
+        },
+    );
     for b in bitmaps {
         *exp.entry(b).or_insert(0) += 1;
     }
@@ -187,7 +222,10 @@ pub fn check_ref_counts(p: &mut Pool, trees: &[(u64, usize, usize)]) {
     for b in 0..nr {
         let got = tm.get_count(b).unwrap();
         let want = exp.get(&b).copied().unwrap_or(0);
-        assert_eq!(got, want, "metadata block {b}: space map says {got}, structures say {want}");
+        assert_eq!(
+            got, want,
+            "metadata block {b}: space map says {got}, structures say {want}"
+        );
         if got > 0 {
             allocated += 1;
         }

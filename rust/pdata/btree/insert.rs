@@ -59,7 +59,10 @@ fn redistribute3(
     let target_center = (total - target_left) / 2;
     let target_right = total - target_left - target_center;
     let max = left.max_entries();
-    if target_left > max || target_center > center.max_entries() || target_right > right.max_entries() {
+    if target_left > max
+        || target_center > center.max_entries()
+        || target_right > right.max_entries()
+    {
         return Err(Error::NrEntriesTooLarge);
     }
     if nr_left < target_left {
@@ -71,7 +74,13 @@ fn redistribute3(
     } else if nr_left < target_left + target_center {
         let left_to_center = nr_left - target_left;
         copy_entries_mut(center, 0, left, target_left, left_to_center)?;
-        copy_entries_mut(center, left_to_center, right, 0, target_center - left_to_center)?;
+        copy_entries_mut(
+            center,
+            left_to_center,
+            right,
+            0,
+            target_center - left_to_center,
+        )?;
         let d = nr_right - target_right;
         right.move_entries(0, d, nr_right - d);
     } else {
@@ -301,9 +310,17 @@ fn split_two_into_three<V: ValueType, T: Transaction>(
     // `sib` is the sibling we shadow; `cur_is_left` says which side the
     // current node is on.
     let (middle_index, cur_is_left, sib) = if pi == 0 {
-        (1, true, shadow_child::<V, T>(tm, ctx, s.parent()?, pi + 1, kind)?)
+        (
+            1,
+            true,
+            shadow_child::<V, T>(tm, ctx, s.parent()?, pi + 1, kind)?,
+        )
     } else {
-        (pi, false, shadow_child::<V, T>(tm, ctx, s.parent()?, pi - 1, kind)?)
+        (
+            pi,
+            false,
+            shadow_child::<V, T>(tm, ctx, s.parent()?, pi - 1, kind)?,
+        )
     };
     let middle = match new_sibling(tm, s.current()?) {
         Ok(m) => m,
@@ -315,7 +332,11 @@ fn split_two_into_three<V: ValueType, T: Transaction>(
     let mloc = middle.location();
     let r = (|| -> Result<(u64, u64)> {
         let cur = s.current()?;
-        let (left, right) = if cur_is_left { (cur, &sib) } else { (&sib, cur) };
+        let (left, right) = if cur_is_left {
+            (cur, &sib)
+        } else {
+            (&sib, cur)
+        };
         let (l, m, r) = tm.bm().data_mut3(left, &middle, right);
         let mut l = NodeMut::new(l)?;
         let mut m = NodeMut::new(m)?;
@@ -373,8 +394,16 @@ fn rebalance_or_split<V: ValueType, T: Transaction>(
         if pi >= nr {
             return Err(Error::Invalid);
         }
-        let l = if pi > 0 { Some(p.value64(pi - 1)) } else { None };
-        let r = if pi + 1 < nr { Some(p.value64(pi + 1)) } else { None };
+        let l = if pi > 0 {
+            Some(p.value64(pi - 1))
+        } else {
+            None
+        };
+        let r = if pi + 1 < nr {
+            Some(p.value64(pi + 1))
+        } else {
+            None
+        };
         (nr, l, r)
     };
     let mut left_shared = false;

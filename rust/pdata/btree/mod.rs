@@ -348,62 +348,79 @@ impl<V: ValueType> Btree<V> {
         Ok(None)
     }
 
+    /// `dm_btree_lookup_next_single`, without recursion: C descends into
+    /// child `i` (the one that may hold `key`) and, if that subtree has
+    /// nothing `>= key`, tries child `i + 1` once per level. The pending
+    /// "try next" children are kept on a small heap stack.
     fn lookup_next_single<T: Transaction>(
         tm: &mut T,
         root: u64,
         key: u64,
-        depth: usize,
     ) -> Result<Option<(u64, V::Value)>> {
-        if depth >= MAX_DEPTH {
-            return Err(Error::TooDeep);
-        }
-        let l = tm.read_lock(root, &BTREE_NODE_VALIDATOR)?;
         enum Step<X> {
             None,
             Children(u64, Option<u64>),
             Found(u64, X),
         }
-        let step = match Node::with_value_size(tm.bm().data(&l), V::SIZE) {
-            Err(e) => Err(e),
-            Ok(n) => {
-                let nr = n.nr_entries() as i64;
-                if n.is_internal() {
-                    let mut i = n.lower_bound(key);
-                    if i < 0 {
-                        i = 0;
-                    }
-                    if i >= nr {
-                        Ok(Step::None)
-                    } else {
-                        let next = if i < nr - 1 {
-                            Some(n.value64(i as u32 + 1))
-                        } else {
-                            None
-                        };
-                        Ok(Step::Children(n.value64(i as u32), next))
-                    }
-                } else {
-                    let i = n.upper_bound(key);
-                    if i < 0 || i >= nr {
-                        Ok(Step::None)
-                    } else {
-                        Ok(Step::Found(n.key(i as u32), V::unpack(n.value(i as u32))))
-                    }
-                }
+        let mut fallbacks: crate::pdata::alloc::Vec<u64> = crate::pdata::alloc::Vec::new();
+        let mut block = root;
+        let mut steps = 0usize;
+        loop {
+            steps += 1;
+            if steps > MAX_DEPTH * MAX_DEPTH {
+                return Err(Error::TooDeep);
             }
-        };
-        tm.bm().unlock(l);
-        match step? {
-            Step::None => Ok(None),
-            Step::Found(k, v) => Ok(Some((k, v))),
-            Step::Children(c, next) => {
-                let r = Self::lookup_next_single(tm, c, key, depth + 1)?;
-                if r.is_none() {
-                    if let Some(n) = next {
-                        return Self::lookup_next_single(tm, n, key, depth + 1);
+            let l = tm.read_lock(block, &BTREE_NODE_VALIDATOR)?;
+            let step = match Node::with_value_size(tm.bm().data(&l), V::SIZE) {
+                Err(e) => Err(e),
+                Ok(n) => {
+                    let nr = n.nr_entries() as i64;
+                    if n.is_internal() {
+                        let i = n.lower_bound(key).max(0);
+                        if i >= nr {
+                            Ok(Step::None)
+                        } else {
+                            let next = if i < nr - 1 {
+                                Some(n.value64(i as u32 + 1))
+                            } else {
+                                None
+                            };
+                            Ok(Step::Children(n.value64(i as u32), next))
+                        }
+                    } else {
+                        let i = n.upper_bound(key);
+                        if i < 0 || i >= nr {
+                            Ok(Step::None)
+                        } else {
+                            Ok(Step::Found(n.key(i as u32), V::unpack(n.value(i as u32))))
+                        }
                     }
                 }
-                Ok(r)
+            };
+            tm.bm().unlock(l);
+            match step? {
+                Step::Found(k, v) => return Ok(Some((k, v))),
+                Step::Children(c, next) => {
+                    if fallbacks.len() >= MAX_DEPTH {
+                        return Err(Error::TooDeep);
+                    }
+                    // An empty marker keeps one slot per level.
+                    fallbacks.push(next.unwrap_or(u64::MAX))?;
+                    block = c;
+                }
+                Step::None => loop {
+                    match fallbacks.pop() {
+                        None => return Ok(None),
+                        Some(u64::MAX) => continue,
+                        Some(n) => {
+                            // The fallback of this level is used up; push a
+                            // marker so deeper levels still pair up.
+                            fallbacks.push(u64::MAX)?;
+                            block = n;
+                            break;
+                        }
+                    }
+                },
             }
         }
     }
@@ -426,7 +443,7 @@ impl<V: ValueType> Btree<V> {
                 _ => return Ok(None),
             }
         }
-        Self::lookup_next_single(tm, block, keys[last], 0)
+        Self::lookup_next_single(tm, block, keys[last])
     }
 
     fn find_key<T: Transaction>(
@@ -518,13 +535,15 @@ impl<V: ValueType> Btree<V> {
     /// The highest key of a single-level tree, `None` if empty.
     pub fn find_highest_key<T: Transaction>(&self, tm: &mut T, root: u64) -> Result<Option<u64>> {
         let mut k = [0u64; 1];
-        Ok(match Self::find_key(tm, root, true, Self::value_size(self.kind(0)))? {
-            Some((key, _)) => {
-                k[0] = key;
-                Some(k[0])
-            }
-            None => None,
-        })
+        Ok(
+            match Self::find_key(tm, root, true, Self::value_size(self.kind(0)))? {
+                Some((key, _)) => {
+                    k[0] = key;
+                    Some(k[0])
+                }
+                None => None,
+            },
+        )
     }
 
     /// The lowest key of a single-level tree, `None` if empty.
@@ -543,7 +562,8 @@ impl<V: ValueType> Btree<V> {
         keys: &[u64],
         value: &V::Value,
     ) -> Result<u64> {
-        self.insert_notify(tm, ctx, root, keys, value).map(|(r, _)| r)
+        self.insert_notify(tm, ctx, root, keys, value)
+            .map(|(r, _)| r)
     }
 
     /// `dm_btree_insert_notify`: like [`Self::insert`], also telling whether

@@ -32,14 +32,20 @@ pub const LEAF_NODE: u32 = 2;
 pub const NODE_HEADER_SIZE: usize = 32;
 
 fn rd32(d: &[u8], off: usize) -> u32 {
-    match d.get(off..off + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+    match d
+        .get(off..off + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    {
         Some(b) => u32::from_le_bytes(b),
         None => 0,
     }
 }
 
 fn rd64(d: &[u8], off: usize) -> u64 {
-    match d.get(off..off + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+    match d
+        .get(off..off + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+    {
         Some(b) => u64::from_le_bytes(b),
         None => 0,
     }
@@ -293,7 +299,12 @@ impl<'a> NodeMut<'a> {
     /// Initialises a node in a fresh (zeroed) block with the header fields
     /// of an existing node (new siblings copy `flags`, `max_entries` and
     /// `value_size` from the node they split off).
-    pub fn init_with(data: &'a mut [u8], flags: u32, max_entries: u32, value_size: usize) -> Result<Self> {
+    pub fn init_with(
+        data: &'a mut [u8],
+        flags: u32,
+        max_entries: u32,
+        value_size: usize,
+    ) -> Result<Self> {
         wr32(data, 4, flags);
         wr32(data, 16, 0);
         wr32(data, 20, max_entries);
@@ -467,7 +478,10 @@ pub fn copy_entries(
     }
     let kb = NODE_HEADER_SIZE;
     let (d, s, c) = (dest_off as usize, src_off as usize, count as usize);
-    let sk = src.data.get(kb + 8 * s..kb + 8 * (s + c)).ok_or(Error::Invalid)?;
+    let sk = src
+        .data
+        .get(kb + 8 * s..kb + 8 * (s + c))
+        .ok_or(Error::Invalid)?;
     dest.data
         .get_mut(kb + 8 * d..kb + 8 * (d + c))
         .ok_or(Error::Invalid)?

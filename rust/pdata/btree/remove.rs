@@ -18,7 +18,7 @@
 use super::insert::shadow_child;
 use super::node::{copy_entries_mut, Node, NodeMut};
 use super::spine::ShadowSpine;
-use super::{Btree, BlockRef, Kind, Lock, ValueType, BTREE_NODE_VALIDATOR, MAX_DEPTH};
+use super::{BlockRef, Btree, Kind, Lock, ValueType, BTREE_NODE_VALIDATOR, MAX_DEPTH};
 use crate::pdata::block_manager::WriteLock;
 use crate::pdata::error::{Error, Result};
 use crate::pdata::transaction_manager::Transaction;

@@ -38,8 +38,8 @@ fn push<V: ValueType, T: Transaction>(
     stack.reserve(1)?;
     let lock = tm.read_lock(b, &BTREE_NODE_VALIDATOR)?;
     let vs = Btree::<V>::value_size(bt.kind(level));
-    let hdr = Node::with_value_size(tm.bm().data(&lock), vs)
-        .map(|n| (n.nr_entries(), n.is_internal()));
+    let hdr =
+        Node::with_value_size(tm.bm().data(&lock), vs).map(|n| (n.nr_entries(), n.is_internal()));
     match hdr {
         Ok((nr, internal)) => stack.push(Frame {
             lock,

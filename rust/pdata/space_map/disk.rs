@@ -33,7 +33,11 @@ impl<T: Transaction> Transaction for DiskEnv<'_, T> {
     fn new_block(&mut self, v: &'static dyn BlockValidator) -> Result<WriteLock> {
         self.tm.new_block(v)
     }
-    fn shadow_block(&mut self, b: u64, v: &'static dyn BlockValidator) -> Result<(WriteLock, bool)> {
+    fn shadow_block(
+        &mut self,
+        b: u64,
+        v: &'static dyn BlockValidator,
+    ) -> Result<(WriteLock, bool)> {
         self.tm.shadow_block(b, v)
     }
     fn inc(&mut self, b: u64) -> Result<()> {
@@ -53,7 +57,9 @@ impl<T: Transaction> Transaction for DiskEnv<'_, T> {
 impl<T: Transaction> LlEnv for DiskEnv<'_, T> {
     fn load_ie(&mut self, i: u64) -> Result<IndexEntry> {
         let root = *self.root;
-        INDEX_TREE.lookup(self.tm, root, &[i])?.ok_or(Error::BadSpaceMap)
+        INDEX_TREE
+            .lookup(self.tm, root, &[i])?
+            .ok_or(Error::BadSpaceMap)
     }
     fn save_ie(&mut self, i: u64, ie: &IndexEntry) -> Result<()> {
         let root = *self.root;
@@ -61,7 +67,9 @@ impl<T: Transaction> LlEnv for DiskEnv<'_, T> {
         Ok(())
     }
     fn load_old_ie(&mut self, i: u64) -> Result<IndexEntry> {
-        INDEX_TREE.lookup(self.tm, self.old_root, &[i])?.ok_or(Error::BadSpaceMap)
+        INDEX_TREE
+            .lookup(self.tm, self.old_root, &[i])?
+            .ok_or(Error::BadSpaceMap)
     }
     fn max_index_entries(&self) -> u64 {
         u64::MAX
@@ -153,7 +161,10 @@ impl DiskSpaceMap {
 
     /// Free blocks (`sm_disk_get_nr_free`).
     pub fn nr_free(&self) -> u64 {
-        let base = self.old_counts.nr_blocks.saturating_sub(self.old_counts.nr_allocated) as i64;
+        let base = self
+            .old_counts
+            .nr_blocks
+            .saturating_sub(self.old_counts.nr_allocated) as i64;
         (base - self.nr_allocated_this_transaction).max(0) as u64
     }
 

@@ -21,10 +21,10 @@
 //! index block at commit.
 
 use super::{
-    ll_extend, ll_find_common_free, ll_lookup, ll_lookup_bitmap, ll_mutate, rc_lookup,
-    bitmap_find_free, bitmap_lookup, BlockOp, Event, IndexEntry, LlCounts, LlEnv, Op,
-    PendingOps, ReadOnlyTm, SmRoot, BITMAP_VALIDATOR, DM_SM_METADATA_MAX_BLOCKS,
-    ENTRIES_PER_BLOCK, INDEX_VALIDATOR, MAX_METADATA_BITMAPS,
+    bitmap_find_free, bitmap_lookup, ll_extend, ll_find_common_free, ll_lookup, ll_lookup_bitmap,
+    ll_mutate, rc_lookup, BlockOp, Event, IndexEntry, LlCounts, LlEnv, Op, PendingOps, ReadOnlyTm,
+    SmRoot, BITMAP_VALIDATOR, DM_SM_METADATA_MAX_BLOCKS, ENTRIES_PER_BLOCK, INDEX_VALIDATOR,
+    MAX_METADATA_BITMAPS,
 };
 use crate::pdata::alloc::Vec;
 use crate::pdata::block_device::BlockDevice;
@@ -116,7 +116,7 @@ fn meta_find_free<D: BlockDevice>(
         return Ok(None);
     }
     let index_begin = begin / ENTRIES_PER_BLOCK;
-    let index_end = end / ENTRIES_PER_BLOCK + (end % ENTRIES_PER_BLOCK != 0) as u64;
+    let index_end = end.div_ceil(ENTRIES_PER_BLOCK);
     let mut bit_begin = (begin % ENTRIES_PER_BLOCK) as u32;
     let mut end_bit = (end % ENTRIES_PER_BLOCK) as u32;
     if end_bit == 0 {
@@ -202,17 +202,26 @@ impl<D: BlockDevice> MetaAlloc<D> for RecAlloc<'_> {
             Some(b) => b,
         };
         *self.begin = b + 1;
-        self.pending.push(BlockOp { block: b, inc: true })?;
+        self.pending.push(BlockOp {
+            block: b,
+            inc: true,
+        })?;
         *self.allocated += 1;
         Ok(Some(b))
     }
 
     fn inc(&mut self, _core: &mut TmCore<D>, b: u64) -> Result<()> {
-        self.pending.push(BlockOp { block: b, inc: true })
+        self.pending.push(BlockOp {
+            block: b,
+            inc: true,
+        })
     }
 
     fn dec(&mut self, _core: &mut TmCore<D>, b: u64) -> Result<()> {
-        self.pending.push(BlockOp { block: b, inc: false })
+        self.pending.push(BlockOp {
+            block: b,
+            inc: false,
+        })
     }
 
     fn count(&mut self, core: &mut TmCore<D>, b: u64) -> Result<u32> {
@@ -263,7 +272,11 @@ impl<D: BlockDevice> Transaction for MetaEnv<'_, D> {
     fn new_block(&mut self, v: &'static dyn BlockValidator) -> Result<WriteLock> {
         self.core.new_block(&mut self.rec, v)
     }
-    fn shadow_block(&mut self, b: u64, v: &'static dyn BlockValidator) -> Result<(WriteLock, bool)> {
+    fn shadow_block(
+        &mut self,
+        b: u64,
+        v: &'static dyn BlockValidator,
+    ) -> Result<(WriteLock, bool)> {
         self.core.shadow_block(&mut self.rec, b, v)
     }
     fn inc(&mut self, b: u64) -> Result<()> {
@@ -314,7 +327,9 @@ impl<D: BlockDevice> MetaEnv<'_, D> {
     /// `metadata_ll_commit`: shadows the index block and writes the index
     /// into it (after applying the changes the shadowing queued).
     fn commit_index(&mut self, counts: &mut LlCounts, bitmap_root: &mut u64) -> Result<()> {
-        let (w, _) = self.core.shadow_block(&mut self.rec, *bitmap_root, &INDEX_VALIDATOR)?;
+        let (w, _) = self
+            .core
+            .shadow_block(&mut self.rec, *bitmap_root, &INDEX_VALIDATOR)?;
         *bitmap_root = w.location();
         if let Err(e) = self.apply_pending(counts) {
             self.core.bm.unlock_write(w);
@@ -410,7 +425,10 @@ impl MetadataSpaceMap {
             loop {
                 let end = *env.rec.begin;
                 for b in counted..end {
-                    env.rec.pending.push(BlockOp { block: b, inc: true })?;
+                    env.rec.pending.push(BlockOp {
+                        block: b,
+                        inc: true,
+                    })?;
                 }
                 counted = end;
                 env.apply_pending(counts)?;
@@ -493,7 +511,11 @@ impl MetadataSpaceMap {
 
     /// `sm_metadata_extend`: grows the map by `extra` blocks. The new
     /// bitmaps are allocated from the new area.
-    pub(crate) fn extend<D: BlockDevice>(&mut self, core: &mut TmCore<D>, extra: u64) -> Result<()> {
+    pub(crate) fn extend<D: BlockDevice>(
+        &mut self,
+        core: &mut TmCore<D>,
+        extra: u64,
+    ) -> Result<()> {
         let old_len = self.counts.nr_blocks;
         let new_len = old_len.checked_add(extra).ok_or(Error::Invalid)?;
         if new_len > DM_SM_METADATA_MAX_BLOCKS || new_len > core.bm.nr_blocks() {
@@ -508,7 +530,10 @@ impl MetadataSpaceMap {
             loop {
                 let end = *env.rec.begin;
                 for b in counted..end {
-                    env.rec.pending.push(BlockOp { block: b, inc: true })?;
+                    env.rec.pending.push(BlockOp {
+                        block: b,
+                        inc: true,
+                    })?;
                 }
                 counted = end;
                 env.apply_pending(counts)?;
@@ -582,7 +607,10 @@ impl<D: BlockDevice> MetaAlloc<D> for MetadataSpaceMap {
         // Queue the increment rather than applying it directly: while it is
         // applied, `b` is still pending, so the recursive allocator cannot
         // hand it out a second time.
-        env.rec.pending.push(BlockOp { block: b, inc: true })?;
+        env.rec.pending.push(BlockOp {
+            block: b,
+            inc: true,
+        })?;
         *env.rec.allocated += 1;
         env.apply_pending(counts)?;
         Ok(Some(b))

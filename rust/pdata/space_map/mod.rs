@@ -46,14 +46,20 @@ pub const DM_SM_METADATA_MAX_BLOCKS: u64 = 255 * ((1 << 14) - 64);
 pub const SM_ROOT_SIZE: usize = 32;
 
 fn rd32(d: &[u8], off: usize) -> u32 {
-    match d.get(off..off + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+    match d
+        .get(off..off + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    {
         Some(b) => u32::from_le_bytes(b),
         None => 0,
     }
 }
 
 fn rd64(d: &[u8], off: usize) -> u64 {
-    match d.get(off..off + 8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+    match d
+        .get(off..off + 8)
+        .and_then(|b| <[u8; 8]>::try_from(b).ok())
+    {
         Some(b) => u64::from_le_bytes(b),
         None => 0,
     }
@@ -294,16 +300,25 @@ fn split_block(b: u64) -> (u64, u32) {
 }
 
 fn div_up(n: u64, d: u64) -> u64 {
-    n / d + (n % d != 0) as u64
+    n.div_ceil(d)
 }
 
 /// `sm_ll_lookup_bitmap`.
-pub(crate) fn ll_lookup_bitmap<E: LlEnv>(env: &mut E, counts: &LlCounts, b: u64, old: bool) -> Result<u32> {
+pub(crate) fn ll_lookup_bitmap<E: LlEnv>(
+    env: &mut E,
+    counts: &LlCounts,
+    b: u64,
+    old: bool,
+) -> Result<u32> {
     if b >= counts.nr_blocks {
         return Err(Error::OutOfBounds);
     }
     let (i, bit) = split_block(b);
-    let ie = if old { env.load_old_ie(i)? } else { env.load_ie(i)? };
+    let ie = if old {
+        env.load_old_ie(i)?
+    } else {
+        env.load_ie(i)?
+    };
     let l = env.read_lock(ie.blocknr, &BITMAP_VALIDATOR)?;
     let v = bitmap_lookup(env.bm().data(&l), bit);
     env.bm().unlock(l);
@@ -342,7 +357,11 @@ pub(crate) fn ll_find_free<E: LlEnv>(
         end_bit = ENTRIES_PER_BLOCK as u32;
     }
     for i in index_begin..index_end {
-        let ie = if old { env.load_old_ie(i)? } else { env.load_ie(i)? };
+        let ie = if old {
+            env.load_old_ie(i)?
+        } else {
+            env.load_ie(i)?
+        };
         let start = bit_begin.max(ie.none_free_before);
         bit_begin = 0;
         if ie.nr_free == 0 {
@@ -385,7 +404,12 @@ pub(crate) fn ll_find_common_free<E: LlEnv>(
 }
 
 /// `sm_ll_mutate`: applies `op` to the count of `b`.
-pub(crate) fn ll_mutate<E: LlEnv>(env: &mut E, counts: &mut LlCounts, b: u64, op: Op) -> Result<Event> {
+pub(crate) fn ll_mutate<E: LlEnv>(
+    env: &mut E,
+    counts: &mut LlCounts,
+    b: u64,
+    op: Op,
+) -> Result<Event> {
     if b >= counts.nr_blocks {
         return Err(Error::OutOfBounds);
     }
@@ -545,7 +569,11 @@ impl<D: BlockDevice> Transaction for ReadOnlyTm<'_, D> {
     fn new_block(&mut self, _v: &'static dyn BlockValidator) -> Result<WriteLock> {
         Err(Error::Invalid)
     }
-    fn shadow_block(&mut self, _b: u64, _v: &'static dyn BlockValidator) -> Result<(WriteLock, bool)> {
+    fn shadow_block(
+        &mut self,
+        _b: u64,
+        _v: &'static dyn BlockValidator,
+    ) -> Result<(WriteLock, bool)> {
         Err(Error::Invalid)
     }
     fn inc(&mut self, _b: u64) -> Result<()> {
