@@ -1,0 +1,187 @@
+//! Crash safety: the write stream of a transaction is cut after every (or
+//! many a) write, unflushed writes are lost, and the reopened metadata must
+//! be exactly the last completed commit, and pass `thin_check`.
+
+use std::path::Path;
+
+use dm_thin_host::metadata::PoolMetadata;
+use dm_thin_host::oracle::{assert_checks, scratch};
+use dm_thin_host::ramdisk::{CutMode, RamDisk};
+use dm_thin_host::thin_model::{check_against, random_op, Model, ModelState, OpMix, Outcome, Rng};
+use dm_thin_host::thin_script::{execute, Op};
+
+const META_BLOCKS: u64 = 4096;
+const NR_DATA: u64 = 20_000;
+
+fn write_image(dev: &RamDisk, path: &Path) {
+    let mut img = Vec::with_capacity((META_BLOCKS as usize) * 4096);
+    for b in 0..META_BLOCKS {
+        img.extend_from_slice(&dev.block(b));
+    }
+    std::fs::write(path, img).unwrap();
+}
+
+/// Runs `ops` then commit on a copy of `base`, with the write stream cut
+/// after `cut` writes; returns the crashed device and whether every op
+/// and the commit reported success.
+fn replay(base: &RamDisk, ops: &[Op], cut: Option<(u64, CutMode)>) -> (RamDisk, bool) {
+    let mut dev = base.clone();
+    dev.set_lose_unflushed(true);
+    if let Some((n, mode)) = cut {
+        dev.cut_after(n, mode);
+    }
+    let mut all_ok = true;
+    match PoolMetadata::open(dev, 128, false) {
+        Ok(mut pmd) => {
+            for op in ops {
+                // Outcomes of a replay are those of the first run, unless
+                // an I/O error intervenes; either way carry on.
+                let _ = execute(&mut pmd, op);
+            }
+            if pmd.commit().is_err() {
+                all_ok = false;
+            }
+            match pmd.into_device() {
+                Some(mut d) => {
+                    d.crash();
+                    (d, all_ok)
+                }
+                None => panic!("pool failed without a device"),
+            }
+        }
+        Err(e) => panic!("open of a committed image failed: {e:?}"),
+    }
+}
+
+fn reopen_and_check(dev: RamDisk, want: &ModelState, rng: &mut Rng, what: &str) -> RamDisk {
+    let mut pmd = PoolMetadata::open(dev, 128, false)
+        .unwrap_or_else(|e| panic!("{what}: reopen failed: {e:?}"));
+    check_against(&mut pmd, want, rng).unwrap_or_else(|e| panic!("{what}: {e}"));
+    pmd.into_device().unwrap()
+}
+
+#[test]
+fn cut_anywhere_reopens_at_last_commit() {
+    let dir = scratch("crash");
+    let img = dir.join("meta.img");
+    let mut rng = Rng::new(99);
+    let mut check_rng = Rng::new(100);
+    let mix = OpMix {
+        max_devices: 5,
+        vblocks: 3000,
+        commit_pct: 0,
+        abort_pct: 0,
+    };
+
+    // A committed starting point.
+    let mut pmd = PoolMetadata::open(RamDisk::new(META_BLOCKS), 128, true).unwrap();
+    pmd.resize_data_dev(NR_DATA).unwrap();
+    pmd.commit().unwrap();
+    let mut model = Model::new(NR_DATA);
+    let mut base = pmd.into_device().unwrap();
+
+    let mut checked_images = 0;
+    for txn in 0..6 {
+        // The transaction: random ops, then commit; model gives the result.
+        let mut ops = Vec::new();
+        let pmd = PoolMetadata::open(base.clone(), 128, false).unwrap();
+        let before = pmd.into_device().unwrap().counts().writes;
+        let mut pmd = PoolMetadata::open(base.clone(), 128, false).unwrap();
+        for _ in 0..(300 + txn * 200) {
+            let op = random_op(&mut rng, &model, &mix);
+            if matches!(
+                op,
+                Op::Commit | Op::Abort | Op::ResizeData(_) | Op::ReserveMetadataSnap
+            ) {
+                continue;
+            }
+            let outcome = match execute(&mut pmd, &op) {
+                Ok(b) => Outcome::Ok(b),
+                Err(_) => Outcome::Err,
+            };
+            model.apply(&op, outcome).unwrap();
+            ops.push(op);
+        }
+        pmd.commit().unwrap();
+        let after = pmd.into_device().unwrap().counts().writes;
+        let old = model.committed.clone();
+        let new = model.cur.clone();
+        let total = after - before;
+        assert!(total > 2, "transaction {txn} wrote only {total} blocks");
+
+        // Cut points: all of them for small transactions, else a sample
+        // that includes both ends.
+        let cuts: Vec<u64> = if total <= 200 {
+            (0..=total).collect()
+        } else {
+            let mut v: Vec<u64> = (0..60).map(|i| i * total / 60).collect();
+            v.extend([total - 2, total - 1, total, total + 1]);
+            v
+        };
+        for (k, &n) in cuts.iter().enumerate() {
+            for mode in [CutMode::Drop, CutMode::Fail] {
+                let (dev, ok) = replay(&base, &ops, Some((n, mode)));
+                let want = if n >= total { &new } else { &old };
+                if n >= total {
+                    assert!(ok, "txn {txn}: commit failed with the cut past the end");
+                }
+                if mode == CutMode::Fail && n < total {
+                    assert!(
+                        !ok,
+                        "txn {txn}: cut at {n}/{total} went unnoticed in Fail mode"
+                    );
+                }
+                let what = format!("txn {txn} cut {n}/{total} {mode:?}");
+                let dev = reopen_and_check(dev, want, &mut check_rng, &what);
+                if k % 12 == 0 && mode == CutMode::Drop {
+                    write_image(&dev, &img);
+                    assert_checks(&img);
+                    checked_images += 1;
+                }
+            }
+        }
+        // Move on from the completed commit.
+        let (dev, ok) = replay(&base, &ops, None);
+        assert!(ok);
+        base = reopen_and_check(dev, &new, &mut check_rng, "full replay");
+        model.committed = new;
+    }
+    assert!(checked_images >= 10);
+}
+
+#[test]
+fn lost_unflushed_writes_before_commit_change_nothing() {
+    // Work that is evicted from a small cache before any commit reaches the
+    // disk early; a crash must still show the last commit.
+    let mut pmd =
+        PoolMetadata::open_with_cache(RamDisk::new(META_BLOCKS), Some(128), true, 16).unwrap();
+    pmd.resize_data_dev(NR_DATA).unwrap();
+    pmd.commit().unwrap();
+    pmd.create_thin(1).unwrap();
+    for v in 0..2000 {
+        let b = pmd.alloc_data_block().unwrap().unwrap();
+        pmd.insert_block(1, v * 7, b).unwrap();
+    }
+    pmd.commit().unwrap();
+    let mut dev = pmd.into_device().unwrap();
+    dev.set_lose_unflushed(true);
+    let mut pmd = PoolMetadata::open_with_cache(dev, Some(128), false, 16).unwrap();
+    pmd.create_snap(2, 1).unwrap();
+    for v in 0..3000 {
+        let b = pmd.alloc_data_block().unwrap().unwrap();
+        pmd.insert_block(2, v * 3, b).unwrap();
+    }
+    pmd.remove_range(1, 0, 5000).unwrap();
+    let mut dev = pmd.into_device().unwrap();
+    assert!(
+        dev.counts().writes > 0,
+        "the small cache should have written back"
+    );
+    dev.crash();
+    let mut pmd = PoolMetadata::open(dev, 128, false).unwrap();
+    assert_eq!(pmd.mapped_count(1).unwrap(), 2000);
+    assert!(pmd.device_details(2).unwrap().is_none());
+    for v in 0..2000 {
+        assert!(pmd.find_block(1, v * 7, true).unwrap().is_some());
+    }
+}
