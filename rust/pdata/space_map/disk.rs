@@ -236,10 +236,11 @@ impl DiskSpaceMap {
         let old_counts = self.old_counts;
         let b = {
             let (mut env, counts) = self.env(tm);
-            let end = counts.nr_blocks;
-            match ll_find_common_free(&mut env, &old_counts, counts, begin, end)? {
+            match ll_find_common_free(&mut env, &old_counts, counts, begin)? {
                 Some(b) => Some(b),
-                None => ll_find_common_free(&mut env, &old_counts, counts, 0, begin)?,
+                // Something below `begin` may have been freed (and committed).
+                None if begin > 0 => ll_find_common_free(&mut env, &old_counts, counts, 0)?,
+                None => None,
             }
         };
         let b = match b {

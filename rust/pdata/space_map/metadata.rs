@@ -159,21 +159,20 @@ pub(crate) struct RecAlloc<'a> {
 }
 
 impl RecAlloc<'_> {
+    /// `sm_ll_find_common_free_block` over the in-memory indexes.
     fn find_common_free<D: BlockDevice>(
         &mut self,
         bm: &mut BlockManager<D>,
         mut begin: u64,
-        end: u64,
     ) -> Result<Option<u64>> {
-        let end = end.min(self.old_nr_blocks).min(self.cur_nr_blocks);
         loop {
-            let b = match meta_find_free(bm, self.old, begin, end)? {
+            let b = match meta_find_free(bm, self.cur, begin, self.cur_nr_blocks)? {
                 None => return Ok(None),
                 Some(b) => b,
             };
-            if meta_lookup_bitmap(bm, self.cur, self.cur_nr_blocks, b)? == 0
-                && !self.pending.contains(b)
-            {
+            let old_free = b >= self.old_nr_blocks
+                || meta_lookup_bitmap(bm, self.old, self.old_nr_blocks, b)? == 0;
+            if old_free && !self.pending.contains(b) {
                 return Ok(Some(b));
             }
             begin = b + 1;
@@ -193,9 +192,9 @@ impl<D: BlockDevice> MetaAlloc<D> for RecAlloc<'_> {
             return Ok(Some(b));
         }
         let begin = *self.begin;
-        let mut b = self.find_common_free(&mut core.bm, begin, self.cur_nr_blocks)?;
-        if b.is_none() {
-            b = self.find_common_free(&mut core.bm, 0, begin)?;
+        let mut b = self.find_common_free(&mut core.bm, begin)?;
+        if b.is_none() && begin > 0 {
+            b = self.find_common_free(&mut core.bm, 0)?;
         }
         let b = match b {
             None => return Ok(None),
@@ -476,7 +475,8 @@ impl MetadataSpaceMap {
         self.old_index = self.index.try_clone()?;
         self.old_counts = self.counts;
         self.old_bitmap_root = self.bitmap_root;
-        self.begin = 0;
+        // Like C (since 5.x), `begin` is kept: allocation continues where
+        // it stopped instead of rescanning from block 0.
         self.allocated_this_transaction = 0;
         Ok(())
     }
@@ -545,7 +545,6 @@ impl MetadataSpaceMap {
             *changed = false;
             Ok(())
         })();
-        self.begin = 0;
         r
     }
 
@@ -594,9 +593,9 @@ impl<D: BlockDevice> MetaAlloc<D> for MetadataSpaceMap {
             ..LlCounts::default()
         };
         let begin = *env.rec.begin;
-        let mut b = ll_find_common_free(&mut env, &old_counts, counts, begin, counts.nr_blocks)?;
-        if b.is_none() {
-            b = ll_find_common_free(&mut env, &old_counts, counts, 0, begin)?;
+        let mut b = ll_find_common_free(&mut env, &old_counts, counts, begin)?;
+        if b.is_none() && begin > 0 {
+            b = ll_find_common_free(&mut env, &old_counts, counts, 0)?;
         }
         let b = match b {
             None => return Ok(None),

@@ -382,21 +382,24 @@ pub(crate) fn ll_find_free<E: LlEnv>(
     Ok(None)
 }
 
-/// `sm_ll_find_common_free_block`: free in the committed map *and* now.
+/// `sm_ll_find_common_free_block`: the first block at or after `begin`
+/// that is free now *and* was free at the last commit (blocks beyond the
+/// committed size count as free then). Like C, the search runs to the end
+/// of the current map.
 pub(crate) fn ll_find_common_free<E: LlEnv>(
     env: &mut E,
     old_counts: &LlCounts,
     counts: &LlCounts,
     mut begin: u64,
-    end: u64,
 ) -> Result<Option<u64>> {
-    let end = end.min(old_counts.nr_blocks).min(counts.nr_blocks);
     loop {
-        let b = match ll_find_free(env, true, begin, end)? {
+        let b = match ll_find_free(env, false, begin, counts.nr_blocks)? {
             None => return Ok(None),
             Some(b) => b,
         };
-        if ll_lookup_bitmap(env, counts, b, false)? == 0 && !env.is_pending(b) {
+        let old_free =
+            b >= old_counts.nr_blocks || ll_lookup_bitmap(env, old_counts, b, true)? == 0;
+        if old_free && !env.is_pending(b) {
             return Ok(Some(b));
         }
         begin = b + 1;
