@@ -395,7 +395,7 @@ pub fn check_against<D: crate::pdata::block_device::BlockDevice>(
     s: &ModelState,
     rng: &mut Rng,
 ) -> Result<(), String> {
-    let e = |x: crate::metadata::Error| format!("{x:?}");
+    let e = |x: crate::metadata::Error| format!("api error: {x:?}");
     if pmd.transaction_id().map_err(e)? != s.trans_id {
         return Err("transaction id differs".into());
     }

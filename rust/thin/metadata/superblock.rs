@@ -16,8 +16,9 @@ pub const THIN_SUPERBLOCK_LOCATION: u64 = 0;
 pub const THIN_VERSION: u32 = 2;
 /// Lowest version this code opens.
 pub const THIN_MIN_VERSION: u32 = 1;
-/// `SUPERBLOCK_CSUM_XOR`: the salt of the superblock checksum.
-pub const SUPERBLOCK_CSUM_XOR: u32 = 160774;
+/// `SUPERBLOCK_CSUM_XOR`: the salt of the superblock checksum (kept with
+/// the other salts in `pdata::checksum`).
+pub use crate::pdata::checksum::SUPERBLOCK_CSUM_XOR;
 /// `SPACE_MAP_ROOT_SIZE`: bytes reserved for each space map root.
 pub const SPACE_MAP_ROOT_SIZE: usize = 128;
 /// `THIN_METADATA_BLOCK_SIZE`, in 512-byte sectors.
