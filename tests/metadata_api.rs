@@ -1,0 +1,296 @@
+//! Contract tests of the metadata API, one behaviour of dm-thin-metadata.h
+//! at a time.
+
+use dm_thin_host::metadata::{Error, LookupResult, MappedRange, PoolMetadata};
+use dm_thin_host::ramdisk::RamDisk;
+
+fn pool(data_blocks: u64) -> PoolMetadata<RamDisk> {
+    let mut p = PoolMetadata::open(RamDisk::new(4096), 128, true).unwrap();
+    p.resize_data_dev(data_blocks).unwrap();
+    p.commit().unwrap();
+    p
+}
+
+fn reopen(p: PoolMetadata<RamDisk>) -> PoolMetadata<RamDisk> {
+    let mut p = p;
+    p.close().unwrap();
+    PoolMetadata::open(p.into_device().unwrap(), 128, false).unwrap()
+}
+
+fn provision(p: &mut PoolMetadata<RamDisk>, dev: u64, v: u64) -> u64 {
+    let b = p.alloc_data_block().unwrap().unwrap();
+    p.insert_block(dev, v, b).unwrap();
+    b
+}
+
+#[test]
+fn format_then_open_needs_same_block_size() {
+    let p = pool(100);
+    assert_eq!(p.data_dev_size().unwrap(), 100);
+    assert_eq!(p.free_data_blocks().unwrap(), 100);
+    assert_eq!(p.data_block_size(), 128);
+    let mut p = p;
+    p.close().unwrap();
+    let dev = p.into_device().unwrap();
+    assert_eq!(
+        PoolMetadata::open(dev.clone(), 64, false).err(),
+        Some(Error::DataBlockSizeMismatch)
+    );
+    let p = PoolMetadata::open(dev, 128, true).unwrap(); // not reformatted
+    assert_eq!(p.data_dev_size().unwrap(), 100);
+    assert!(p.metadata_dev_size().unwrap() == 4096);
+    assert!(p.free_metadata_blocks().unwrap() < 4096 - 409);
+}
+
+#[test]
+fn create_delete_and_errors() {
+    let mut p = pool(100);
+    p.create_thin(1).unwrap();
+    assert_eq!(p.create_thin(1), Err(Error::Exists));
+    assert_eq!(p.create_snap(1, 1), Err(Error::Exists));
+    assert_eq!(p.create_snap(2, 9), Err(Error::NoSuchDevice));
+    assert_eq!(p.delete_thin_device(9), Err(Error::NoSuchDevice));
+    assert_eq!(p.find_block(9, 0, true), Err(Error::NoSuchDevice));
+    p.open_thin_device(1).unwrap();
+    assert_eq!(p.delete_thin_device(1), Err(Error::Busy));
+    assert_eq!(p.close(), Err(Error::Busy));
+    p.close_thin_device(1);
+    provision(&mut p, 1, 5);
+    p.delete_thin_device(1).unwrap();
+    assert_eq!(p.free_data_blocks().unwrap(), 100);
+    p.create_thin(1).unwrap();
+    assert_eq!(p.mapped_count(1).unwrap(), 0);
+    let mut p = reopen(p);
+    assert_eq!(p.mapped_count(1).unwrap(), 0);
+    assert_eq!(p.find_block(1, 5, true).unwrap(), None);
+}
+
+#[test]
+fn snapshots_share_and_times() {
+    let mut p = pool(1000);
+    p.create_thin(0).unwrap();
+    let a = provision(&mut p, 0, 10);
+    let b = provision(&mut p, 0, 11);
+    assert_eq!(
+        p.find_block(0, 10, true).unwrap(),
+        Some(LookupResult {
+            block: a,
+            shared: false
+        })
+    );
+    p.create_snap(1, 0).unwrap();
+    assert_eq!(p.time(), 1);
+    // Both see the old mappings as shared.
+    assert_eq!(
+        p.find_block(0, 10, true).unwrap(),
+        Some(LookupResult {
+            block: a,
+            shared: true
+        })
+    );
+    assert_eq!(
+        p.find_block(1, 11, true).unwrap(),
+        Some(LookupResult {
+            block: b,
+            shared: true
+        })
+    );
+    assert_eq!(p.mapped_count(1).unwrap(), 2);
+    let d = p.device_details(1).unwrap().unwrap();
+    assert_eq!((d.creation_time, d.snapshotted_time), (1, 1));
+    assert_eq!(p.device_details(0).unwrap().unwrap().snapshotted_time, 1);
+    // Break sharing in the snapshot: the origin keeps its block.
+    let c = provision(&mut p, 1, 10);
+    assert_eq!(
+        p.find_block(1, 10, true).unwrap(),
+        Some(LookupResult {
+            block: c,
+            shared: false
+        })
+    );
+    assert_eq!(
+        p.find_block(0, 10, true).unwrap(),
+        Some(LookupResult {
+            block: a,
+            shared: true
+        })
+    );
+    assert_eq!(p.mapped_count(1).unwrap(), 2);
+    // New mappings in the origin are private.
+    let e = provision(&mut p, 0, 12);
+    assert_eq!(
+        p.find_block(0, 12, true).unwrap(),
+        Some(LookupResult {
+            block: e,
+            shared: false
+        })
+    );
+    assert_eq!(p.find_block(1, 12, true).unwrap(), None);
+    let mut p = reopen(p);
+    assert_eq!(
+        p.find_block(1, 11, true).unwrap(),
+        Some(LookupResult {
+            block: b,
+            shared: true
+        })
+    );
+    assert!(p.block_is_shared(b).unwrap() || p.data_block_count(b).unwrap() == 1);
+    // Deleting the origin keeps the snapshot's shared blocks.
+    p.delete_thin_device(0).unwrap();
+    p.commit().unwrap();
+    assert_eq!(
+        p.find_block(1, 11, true).unwrap(),
+        Some(LookupResult {
+            block: b,
+            shared: true
+        })
+    );
+    assert_eq!(p.data_block_count(e).unwrap(), 0);
+    assert_eq!(p.data_block_count(a).unwrap(), 0);
+    assert_eq!(p.free_data_blocks().unwrap(), 1000 - 2);
+}
+
+#[test]
+fn remove_range_highest_and_mapped_range() {
+    let mut p = pool(10_000);
+    p.create_thin(3).unwrap();
+    assert_eq!(p.highest_mapped_block(3).unwrap(), None);
+    for v in 100..200 {
+        provision(&mut p, 3, v);
+    }
+    for v in 1000..1010 {
+        provision(&mut p, 3, v);
+    }
+    assert_eq!(p.highest_mapped_block(3).unwrap(), Some(1009));
+    let first = p.find_block(3, 100, true).unwrap().unwrap().block;
+    assert_eq!(
+        p.find_mapped_range(3, 0, 5000).unwrap(),
+        Some(MappedRange {
+            thin_begin: 100,
+            thin_end: 200,
+            pool_begin: first,
+            maybe_shared: false
+        })
+    );
+    assert_eq!(p.find_mapped_range(3, 300, 999).unwrap(), None);
+    assert_eq!(p.remove_range(3, 150, 1005).unwrap(), 55);
+    assert_eq!(p.mapped_count(3).unwrap(), 55);
+    assert!(p.remove_block(3, 100).unwrap());
+    assert!(!p.remove_block(3, 100).unwrap());
+    assert_eq!(p.mapped_count(3).unwrap(), 54);
+    assert_eq!(p.highest_mapped_block(3).unwrap(), Some(1009));
+    assert_eq!(p.remove_range(3, 0, u64::MAX).unwrap(), 54);
+    assert_eq!(p.highest_mapped_block(3).unwrap(), None);
+    let mut p = reopen(p);
+    assert_eq!(p.free_data_blocks().unwrap(), 10_000);
+    assert_eq!(p.mapped_count(3).unwrap(), 0);
+}
+
+#[test]
+fn non_blocking_lookup_would_block_on_a_cold_cache() {
+    let mut p = pool(10_000);
+    p.create_thin(1).unwrap();
+    for v in 0..5000 {
+        provision(&mut p, 1, v * 13);
+    }
+    p.close().unwrap();
+    let dev = p.into_device().unwrap();
+    let mut p = PoolMetadata::open_with_cache(dev, Some(128), false, 16).unwrap();
+    assert_eq!(p.find_block(1, 13 * 4000, false), Err(Error::WouldBlock));
+    let r = p.find_block(1, 13 * 4000, true).unwrap().unwrap();
+    assert_eq!(p.find_block(1, 13 * 4000, false).unwrap(), Some(r));
+}
+
+#[test]
+fn abort_transaction_id_and_needs_check() {
+    let mut p = pool(1000);
+    p.create_thin(1).unwrap();
+    provision(&mut p, 1, 0);
+    p.set_transaction_id(0, 1).unwrap();
+    p.commit().unwrap();
+    assert_eq!(
+        p.set_transaction_id(0, 2),
+        Err(Error::TransactionIdMismatch)
+    );
+    p.open_thin_device(1).unwrap();
+    provision(&mut p, 1, 1);
+    p.create_thin(2).unwrap();
+    p.set_transaction_id(1, 2).unwrap();
+    assert!(p.thin_changed_this_transaction(1).unwrap());
+    assert!(p.changed_this_transaction());
+    p.abort().unwrap();
+    assert!(p.thin_aborted_changes(1).unwrap());
+    assert!(!p.thin_changed_this_transaction(1).unwrap());
+    assert_eq!(p.transaction_id().unwrap(), 1);
+    assert_eq!(p.mapped_count(1).unwrap(), 1);
+    assert_eq!(p.find_block(1, 1, true).unwrap(), None);
+    assert_eq!(p.device_details(2).unwrap(), None);
+    assert_eq!(p.free_data_blocks().unwrap(), 999);
+    p.close_thin_device(1);
+    assert!(!p.needs_check());
+    p.set_needs_check().unwrap();
+    let mut p = reopen(p);
+    assert!(p.needs_check());
+    p.clear_needs_check().unwrap();
+    let mut p = reopen(p);
+    assert!(!p.needs_check());
+    // Read-only: no commit.
+    p.set_read_only();
+    assert!(p.commit().is_err());
+    p.set_read_write();
+    p.commit().unwrap();
+}
+
+#[test]
+fn metadata_snapshot_reserve_release() {
+    let mut p = pool(1000);
+    p.create_thin(1).unwrap();
+    provision(&mut p, 1, 0);
+    assert_eq!(p.metadata_snap().unwrap(), None);
+    p.reserve_metadata_snap().unwrap();
+    let held = p.metadata_snap().unwrap().unwrap();
+    assert_eq!(p.reserve_metadata_snap(), Err(Error::MetadataSnapExists));
+    p.remove_range(1, 0, 10).unwrap();
+    p.commit().unwrap();
+    // The held tree keeps block 0's data referenced.
+    assert_eq!(p.free_data_blocks().unwrap(), 999);
+    let mut p = reopen(p);
+    assert_eq!(p.metadata_snap().unwrap(), Some(held));
+    p.release_metadata_snap().unwrap();
+    assert_eq!(p.release_metadata_snap(), Err(Error::NoMetadataSnap));
+    p.commit().unwrap();
+    assert_eq!(p.free_data_blocks().unwrap(), 1000);
+    let p = reopen(p);
+    assert_eq!(p.metadata_snap().unwrap(), None);
+}
+
+#[test]
+fn data_space_runs_out_and_grows() {
+    let mut p = pool(10);
+    p.create_thin(1).unwrap();
+    for v in 0..10 {
+        provision(&mut p, 1, v);
+    }
+    assert_eq!(p.alloc_data_block().unwrap(), None);
+    assert_eq!(p.resize_data_dev(5), Err(Error::CannotShrink));
+    p.resize_data_dev(20).unwrap();
+    p.commit().unwrap();
+    assert_eq!(p.free_data_blocks().unwrap(), 10);
+    let b = provision(&mut p, 1, 10);
+    assert!(b >= 10 && b < 20);
+    // Freed blocks come back after the commit.
+    p.remove_range(1, 0, 11).unwrap();
+    p.commit().unwrap();
+    assert_eq!(p.free_data_blocks().unwrap(), 20);
+    // The metadata device grows too.
+    let mut p = p;
+    p.close().unwrap();
+    let mut dev = p.into_device().unwrap();
+    dev.resize(8192);
+    let mut p = PoolMetadata::open(dev, 128, false).unwrap();
+    p.resize_metadata_dev(8192).unwrap();
+    p.commit().unwrap();
+    assert_eq!(p.metadata_dev_size().unwrap(), 8192);
+    let p = reopen(p);
+    assert_eq!(p.metadata_dev_size().unwrap(), 8192);
+}
