@@ -137,33 +137,6 @@ pub fn parse_line(line: &str) -> Result<Option<Op>, String> {
     Ok(Some(op))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parse() {
-        assert_eq!(parse_line("  # hi").unwrap(), None);
-        assert_eq!(parse_line("").unwrap(), None);
-        assert_eq!(
-            parse_line("insert 1 2 3 # c").unwrap(),
-            Some(Op::Insert(1, 2, 3))
-        );
-        assert_eq!(parse_line("commit").unwrap(), Some(Op::Commit));
-        assert!(parse_line("insert 1 2").is_err());
-        assert!(parse_line("commit 1").is_err());
-        assert!(parse_line("bogus").is_err());
-        assert!(parse_line("delete -1").is_err());
-        for op in [
-            Op::CreateSnap(1, 2),
-            Op::RemoveRange(1, 2, 3),
-            Op::ReserveMetadataSnap,
-        ] {
-            assert_eq!(parse_line(&op.to_string()).unwrap(), Some(op));
-        }
-    }
-}
-
 /// Runs one operation on the pool. Returns the data block `provision`
 /// allocated, if it did.
 ///
@@ -224,4 +197,31 @@ pub fn execute<D: BlockDevice>(pmd: &mut PoolMetadata<D>, op: &Op) -> Result<Opt
         Op::Abort => pmd.abort()?,
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse() {
+        assert_eq!(parse_line("  # hi").unwrap(), None);
+        assert_eq!(parse_line("").unwrap(), None);
+        assert_eq!(
+            parse_line("insert 1 2 3 # c").unwrap(),
+            Some(Op::Insert(1, 2, 3))
+        );
+        assert_eq!(parse_line("commit").unwrap(), Some(Op::Commit));
+        assert!(parse_line("insert 1 2").is_err());
+        assert!(parse_line("commit 1").is_err());
+        assert!(parse_line("bogus").is_err());
+        assert!(parse_line("delete -1").is_err());
+        for op in [
+            Op::CreateSnap(1, 2),
+            Op::RemoveRange(1, 2, 3),
+            Op::ReserveMetadataSnap,
+        ] {
+            assert_eq!(parse_line(&op.to_string()).unwrap(), Some(op));
+        }
+    }
 }

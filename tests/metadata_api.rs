@@ -277,13 +277,12 @@ fn data_space_runs_out_and_grows() {
     p.commit().unwrap();
     assert_eq!(p.free_data_blocks().unwrap(), 10);
     let b = provision(&mut p, 1, 10);
-    assert!(b >= 10 && b < 20);
+    assert!((10..20).contains(&b));
     // Freed blocks come back after the commit.
     p.remove_range(1, 0, 11).unwrap();
     p.commit().unwrap();
     assert_eq!(p.free_data_blocks().unwrap(), 20);
     // The metadata device grows too.
-    let mut p = p;
     p.close().unwrap();
     let mut dev = p.into_device().unwrap();
     dev.resize(8192);

@@ -178,7 +178,7 @@ fn fuzz_decoders() {
     for i in 0..60_000u64 {
         // Random bytes, or a valid-looking header with random contents.
         for x in block.iter_mut() {
-            *x = rng.next() as u8;
+            *x = rng.next_u64() as u8;
         }
         if i % 2 == 0 {
             let flags: u32 = 1 + (rng.below(2) as u32);
@@ -195,8 +195,8 @@ fn fuzz_decoders() {
                 let _ = n.key(j);
                 let _ = n.value(j);
             }
-            let _ = n.lower_bound(rng.next());
-            let _ = n.upper_bound(rng.next());
+            let _ = n.lower_bound(rng.next_u64());
+            let _ = n.upper_bound(rng.next_u64());
         }
         let _ = Node::with_value_size(&block, 8);
         // Superblock: random, and random with a valid checksum and magic.
@@ -211,7 +211,7 @@ fn fuzz_decoders() {
             let _ = sb.check_features(false);
         }
         let _ = DeviceDetails::unpack(&block[..rng.below(30) as usize]);
-        let _ = BlockTime::unpack(rng.next());
+        let _ = BlockTime::unpack(rng.next_u64());
     }
 }
 
