@@ -361,3 +361,27 @@ fn restored_images_are_read_modified_and_pass() {
     };
     model_on_image(&img, model, 5, 3, 3000, mix);
 }
+
+#[test]
+fn needs_check_flag_shows_in_dumps() {
+    let dir = scratch("needs-check");
+    let img = dir.join("meta.img");
+    zero_image(&img, 1024);
+    let p = img.to_str().unwrap();
+    assert!(thinmeta(&["format", p, "--data-blocks", "1000", "--data-block-size", "1024"], None).0);
+    assert!(thinmeta(&["apply", p], Some("create_thin 4\nprovision 4 1\n")).0);
+    let mut pmd = open(&img);
+    pmd.set_needs_check().unwrap();
+    pmd.close().unwrap();
+    drop(pmd.into_device());
+    let d = parse(&dumps_agree(&img)).unwrap();
+    assert_eq!(d.superblock.flags, 1);
+    assert_eq!(d.superblock.data_block_size, 1024);
+    let mut pmd = open(&img);
+    assert!(pmd.needs_check());
+    pmd.clear_needs_check().unwrap();
+    pmd.close().unwrap();
+    drop(pmd.into_device());
+    assert_checks(&img);
+    assert_eq!(parse(&dumps_agree(&img)).unwrap().superblock.flags, 0);
+}
