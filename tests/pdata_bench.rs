@@ -53,3 +53,35 @@ fn bench_insert_lookup() {
     run("random, 1M keys", 1_000_000, scramble);
     assert!(ins > 50_000.0 && look > 200_000.0);
 }
+
+/// The thin provisioning path: allocate a data block, map it.
+#[test]
+fn bench_provision() {
+    use dm_thin_host::pdata::space_map::DiskSpaceMap;
+    let n: u64 = 300_000;
+    let bm = BlockManager::new(RamDisk::new(200_000), 16_384).unwrap();
+    let mut tm = TransactionManager::create(bm, 0).unwrap();
+    let mut data_sm = DiskSpaceMap::create(&mut tm, 1 << 20).unwrap();
+    let tree: Btree<U64Value> = Btree::new(2);
+    let mut root = tree.empty(&mut tm).unwrap();
+    let t = Instant::now();
+    for i in 0..n {
+        let b = data_sm.new_block(&mut tm).unwrap().unwrap();
+        root = tree.insert(&mut tm, &mut (), root, &[1, i], &b).unwrap();
+    }
+    let rate = n as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "{:>28}: {rate:>9.0} provisions/s (data new_block + insert)",
+        "sequential provisioning"
+    );
+    assert!(rate > 20_000.0);
+}
+
+#[test]
+fn pdata_types_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<TransactionManager<RamDisk>>();
+    assert_send::<BlockManager<RamDisk>>();
+    assert_send::<dm_thin_host::pdata::space_map::DiskSpaceMap>();
+    assert_send::<Btree<U64Value>>();
+}

@@ -271,3 +271,28 @@ fn metadata_sm_extend() {
     check_ref_counts(&mut p, &[]);
     assert!(p.tm.extend_metadata(1).is_err());
 }
+
+#[test]
+fn metadata_threshold_is_edge_triggered() {
+    let mut p = Pool::format(2000, 10);
+    let free = p.tm.nr_free();
+    p.tm.set_metadata_threshold(free - 100);
+    let mut n = 0;
+    loop {
+        let w = p.tm.new_block(&NOOP_VALIDATOR).unwrap();
+        p.tm.bm().unlock_write(w);
+        n += 1;
+        if p.tm.take_threshold_event() {
+            break;
+        }
+        assert!(n < 200);
+    }
+    // The space map's own bitmap shadow counts too.
+    assert!((95..=100).contains(&n), "fired after {n}");
+    assert!(p.tm.nr_free() <= free - 100);
+    for _ in 0..10 {
+        let w = p.tm.new_block(&NOOP_VALIDATOR).unwrap();
+        p.tm.bm().unlock_write(w);
+        assert!(!p.tm.take_threshold_event(), "fires once per crossing");
+    }
+}

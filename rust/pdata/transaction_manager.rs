@@ -322,6 +322,18 @@ impl<D: BlockDevice> TransactionManager<D> {
         self.sm.root().pack(out)
     }
 
+    /// Arms the metadata low-space event at `blocks` free blocks
+    /// (`dm_sm_register_threshold_callback`; poll with
+    /// [`Self::take_threshold_event`]).
+    pub fn set_metadata_threshold(&mut self, blocks: u64) {
+        self.sm.set_threshold(blocks);
+    }
+
+    /// Whether free metadata dropped to the threshold since the last call.
+    pub fn take_threshold_event(&mut self) -> bool {
+        self.sm.take_threshold_event()
+    }
+
     /// Grows the metadata space map by `extra` blocks (`dm_sm_extend`).
     pub fn extend_metadata(&mut self, extra: u64) -> Result<()> {
         self.core.bm.refresh_nr_blocks();

@@ -355,9 +355,49 @@ pub struct MetadataSpaceMap {
     begin: u64,
     allocated_this_transaction: u64,
     pending: PendingOps,
+    threshold: Threshold,
+}
+
+/// An edge-triggered low-free-space threshold (`struct threshold`): the
+/// event fires when the free count drops to or below the threshold, and
+/// again only after it went back above. Polled instead of a callback.
+#[derive(Default, Clone, Copy)]
+struct Threshold {
+    threshold: Option<u64>,
+    current: Option<u64>,
+    event: bool,
+}
+
+impl Threshold {
+    fn below(&self, v: u64) -> bool {
+        matches!(self.threshold, Some(t) if v <= t)
+    }
+
+    fn check(&mut self, v: u64) {
+        let already = matches!(self.current, Some(c) if self.below(c));
+        if self.below(v) && !already {
+            self.event = true;
+        }
+        self.current = Some(v);
+    }
 }
 
 impl MetadataSpaceMap {
+    /// `dm_sm_register_threshold_callback`: arms the low-space event at
+    /// `blocks` free blocks.
+    pub fn set_threshold(&mut self, blocks: u64) {
+        self.threshold = Threshold {
+            threshold: Some(blocks),
+            current: None,
+            event: false,
+        };
+    }
+
+    /// Whether the threshold was crossed since the last call (clears it).
+    pub fn take_threshold_event(&mut self) -> bool {
+        core::mem::replace(&mut self.threshold.event, false)
+    }
+
     fn split<'a, D: BlockDevice>(
         &'a mut self,
         core: &'a mut TmCore<D>,
@@ -402,6 +442,7 @@ impl MetadataSpaceMap {
             begin: superblock.checked_add(1).ok_or(Error::Invalid)?,
             allocated_this_transaction: 0,
             pending: PendingOps::default(),
+            threshold: Threshold::default(),
         };
         let nr_blocks = nr_blocks.min(DM_SM_METADATA_MAX_BLOCKS);
         if superblock >= nr_blocks {
@@ -468,6 +509,7 @@ impl MetadataSpaceMap {
             begin: 0,
             allocated_this_transaction: 0,
             pending: PendingOps::default(),
+            threshold: Threshold::default(),
         })
     }
 
@@ -612,6 +654,8 @@ impl<D: BlockDevice> MetaAlloc<D> for MetadataSpaceMap {
         })?;
         *env.rec.allocated += 1;
         env.apply_pending(counts)?;
+        let free = self.nr_free();
+        self.threshold.check(free);
         Ok(Some(b))
     }
 
