@@ -99,3 +99,80 @@ fn power_cut_during_commit_drop() {
 fn power_cut_during_commit_fail() {
     run(32, CutMode::Fail);
 }
+
+/// A commit that fails half way (write error), then abort and carry on in
+/// the same process: the abort must return to the last durable commit even
+/// though the space maps had already been pre-committed in memory.
+#[test]
+fn failed_commit_then_abort_and_continue() {
+    use dm_thin_host::pdata::space_map::DiskSpaceMap;
+    let mut rng = Rng::new(41);
+    let tree: Btree<U64Value> = Btree::new(1);
+    let mut p = Pool::format(8000, 10_000);
+    let root = tree.empty(&mut p.tm).unwrap();
+    p.roots.push(root);
+    p.commit();
+    let mut committed: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut failures = 0;
+    for trial in 0..30 {
+        let mut model = committed.clone();
+        for _ in 0..300 {
+            let k = rng.below(5000);
+            let r = p.roots[0];
+            if rng.below(3) > 0 {
+                let v = rng.next();
+                p.roots[0] = tree.insert(&mut p.tm, &mut (), r, &[k], &v).unwrap();
+                model.insert(k, v);
+            } else {
+                p.roots[0] = tree.remove(&mut p.tm, &mut (), r, &[k]).unwrap().0;
+                model.remove(&k);
+            }
+            if rng.below(20) == 0 {
+                p.data_sm.new_block(&mut p.tm).unwrap().unwrap();
+            }
+        }
+        if trial % 3 == 0 {
+            p.commit();
+            committed = model;
+            continue;
+        }
+        p.tm.bm()
+            .device_mut()
+            .cut_after(rng.below(40), CutMode::Fail);
+        p.data_sm.commit(&mut p.tm).unwrap();
+        let dr = p.data_sm.root();
+        let r0 = p.roots[0];
+        let res = p.tm.commit_with(
+            0,
+            &dm_thin_host::pdata::block_manager::NOOP_VALIDATOR,
+            false,
+            |sb, mr| {
+                sb.fill(0);
+                mr.pack(&mut sb[0..32])?;
+                dr.pack(&mut sb[32..64])?;
+                sb[64..72].copy_from_slice(&1u64.to_le_bytes());
+                sb[72..80].copy_from_slice(&r0.to_le_bytes());
+                Ok(())
+            },
+        );
+        p.tm.bm().device_mut().uncut();
+        if res.is_ok() {
+            committed = model;
+            p.committed_roots = p.roots.clone();
+            continue;
+        }
+        // Abort and reload the data map and roots from the durable superblock.
+        failures += 1;
+        p.tm.abort().unwrap();
+        let sb = p.tm.bm_ref().device().block(0);
+        p.data_sm = DiskSpaceMap::open(&mut p.tm, &sb[32..64]).unwrap();
+        p.roots = vec![u64::from_le_bytes(sb[72..80].try_into().unwrap())];
+        assert_eq!(contents(&mut p, &tree), committed);
+    }
+    assert!(failures > 5, "only {failures} failed commits");
+    p.commit();
+    let mut p = p.crash_reopen();
+    assert_eq!(contents(&mut p, &tree), committed);
+    let root = p.roots[0];
+    check_ref_counts(&mut p, &[(root, 1, 8)]);
+}

@@ -612,12 +612,20 @@ impl<D: BlockDevice> BlockManager<D> {
         Ok(())
     }
 
-    /// Drops every dirty block without writing it (abort). Clean blocks stay.
-    /// Fails with `Busy` if any block is locked.
-    pub fn discard_dirty(&mut self) -> Result<()> {
-        if self.nr_locks() > 0 {
-            return Err(Error::Busy);
+    /// Releases every lock at once (after an error path lost track of
+    /// some). Outstanding [`ReadLock`]/[`WriteLock`] handles become stale:
+    /// using them afterwards reaches whatever block the slot then holds.
+    pub fn force_unlock_all(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.readers = 0;
+            s.writer = false;
         }
+    }
+
+    /// Drops every dirty block without writing it (abort), releasing any
+    /// locks still held. Clean blocks stay cached.
+    pub fn discard_dirty(&mut self) -> Result<()> {
+        self.force_unlock_all();
         for i in 0..self.slots.len() {
             if self.slots[i].dirty {
                 self.unhash(i);

@@ -261,6 +261,9 @@ impl<D: BlockDevice> TmCore<D> {
 pub struct TransactionManager<D: BlockDevice> {
     core: TmCore<D>,
     sm: MetadataSpaceMap,
+    /// The metadata space-map root of the last commit that reached the
+    /// disk (`None` before the first one after `create`).
+    durable: Option<SmRoot>,
 }
 
 impl<D: BlockDevice> TransactionManager<D> {
@@ -276,7 +279,11 @@ impl<D: BlockDevice> TransactionManager<D> {
             shadows: ShadowSet::new(),
         };
         let sm = MetadataSpaceMap::create(&mut core, nr_blocks, sb_location)?;
-        Ok(TransactionManager { core, sm })
+        Ok(TransactionManager {
+            core,
+            sm,
+            durable: None,
+        })
     }
 
     /// `dm_tm_open_with_sm`: opens with the metadata space map whose root
@@ -289,7 +296,11 @@ impl<D: BlockDevice> TransactionManager<D> {
         };
         let root = SmRoot::unpack(sm_root)?;
         let sm = MetadataSpaceMap::open(&mut core, &root)?;
-        Ok(TransactionManager { core, sm })
+        Ok(TransactionManager {
+            core,
+            sm,
+            durable: Some(root),
+        })
     }
 
     /// The block manager.
@@ -351,7 +362,10 @@ impl<D: BlockDevice> TransactionManager<D> {
     /// its validator) with FUA. Call [`Self::pre_commit`] first.
     pub fn commit(&mut self, sb: WriteLock) -> Result<()> {
         self.core.shadows.clear();
-        self.core.bm.flush_and_unlock(sb)
+        let root = self.sm.root();
+        self.core.bm.flush_and_unlock(sb)?;
+        self.durable = Some(root);
+        Ok(())
     }
 
     /// The whole commit sequence with a superblock-writing closure:
@@ -383,14 +397,22 @@ impl<D: BlockDevice> TransactionManager<D> {
         self.commit(sb)
     }
 
-    /// Abandons the transaction: drops every dirty block and returns the
-    /// metadata space map to its last committed state. Fails with `Busy` if
-    /// a block is still locked. Other space maps (the data map) must be
-    /// aborted by their owner too.
+    /// Abandons the transaction: releases any locks still held, drops every
+    /// dirty block and returns the metadata space map to the last commit
+    /// that reached the disk (re-reading its index block), so this also
+    /// recovers from a commit that failed half way. Other space maps (the
+    /// data map) must be reverted by their owner: [`DiskSpaceMap::abort`]
+    /// when no commit was attempted, otherwise reopen it from the
+    /// superblock.
+    ///
+    /// [`DiskSpaceMap::abort`]: super::space_map::DiskSpaceMap::abort
     pub fn abort(&mut self) -> Result<()> {
         self.core.bm.discard_dirty()?;
         self.core.shadows.clear();
-        self.sm.abort();
+        match self.durable {
+            Some(root) => self.sm = MetadataSpaceMap::open(&mut self.core, &root)?,
+            None => self.sm.abort(),
+        }
         Ok(())
     }
 
