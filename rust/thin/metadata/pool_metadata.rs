@@ -69,6 +69,9 @@ pub struct PoolMetadata<D: BlockDevice> {
     /// Data device size after a resize in this transaction (the data space
     /// map reports its committed size until the commit).
     pub(super) data_nr_blocks_pending: Option<u64>,
+    /// Bumped by every change: a device's cached mapping-tree root (see
+    /// [`ThinDevice`]) is only used while the generation is unchanged.
+    pub(super) generation: u64,
 }
 
 fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
@@ -126,6 +129,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             in_service: false,
             read_only: false,
             data_nr_blocks_pending: None,
+            generation: 0,
         };
         if unformatted {
             if !format_device {
@@ -213,6 +217,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// `__begin_transaction`: reloads the in-core roots from the superblock.
     fn begin_transaction(&mut self) -> Result<()> {
         self.data_nr_blocks_pending = None;
+        self.generation = self.generation.wrapping_add(1);
         let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
         let sb = lock_superblock(&mut pd.tm)?;
         self.time = sb.time;
@@ -245,6 +250,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             return Err(Error::FailIo);
         }
         self.in_service = true;
+        self.generation = self.generation.wrapping_add(1);
         Ok(())
     }
 
@@ -347,6 +353,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
     pub fn abort(&mut self) -> Result<()> {
         let pd = self.pd.take().ok_or(Error::FailIo)?;
         self.in_service = true;
+        self.generation = self.generation.wrapping_add(1);
         for td in self.devices.iter_mut() {
             td.aborted_with_changes = td.changed;
         }

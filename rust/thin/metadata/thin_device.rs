@@ -36,6 +36,10 @@ pub struct ThinDevice {
     pub creation_time: u32,
     /// Pool time of the last snapshot of (or as) this device.
     pub snapshotted_time: u32,
+    /// `(generation, root)`: the root of this device's mapping tree as
+    /// found in the top level while the pool's generation was unchanged,
+    /// so repeated lookups skip the top level.
+    pub(super) root_cache: Option<(u64, u64)>,
 }
 
 impl ThinDevice {
@@ -50,6 +54,7 @@ impl ThinDevice {
             transaction_id: 0,
             creation_time: 0,
             snapshotted_time: 0,
+            root_cache: None,
         }
     }
 
@@ -129,14 +134,35 @@ impl<D: BlockDevice> PoolMetadata<D> {
         can_issue_io: bool,
     ) -> Result<Option<LookupResult>> {
         let i = self.device_index(dev)?;
-        let root = self.root;
-        let pd = self.pd()?;
-        let v = if can_issue_io {
-            MAPPING_TREE.lookup(&mut pd.tm, root, &[dev, block])?
-        } else {
-            MAPPING_TREE.lookup(&mut pd.tm.non_blocking(), root, &[dev, block])?
+        let (root, generation) = (self.root, self.generation);
+        let cached = match self.devices.get(i) {
+            Some(td) => match td.root_cache {
+                Some((g, r)) if g == generation => Some(r),
+                _ => None,
+            },
+            None => return Err(Error::Corrupt),
         };
-        let td = self.devices.get(i).ok_or(Error::Corrupt)?;
+        let pd = self.pd()?;
+        // The two-level lookup of the C code, in two steps so that the
+        // first can be remembered.
+        let subtree = match cached {
+            Some(r) => r,
+            None => {
+                let r = if can_issue_io {
+                    TOP_LEVEL.lookup(&mut pd.tm, root, &[dev])?
+                } else {
+                    TOP_LEVEL.lookup(&mut pd.tm.non_blocking(), root, &[dev])?
+                };
+                r.ok_or(Error::Corrupt)?
+            }
+        };
+        let v = if can_issue_io {
+            BOTTOM_LEVEL.lookup(&mut pd.tm, subtree, &[block])?
+        } else {
+            BOTTOM_LEVEL.lookup(&mut pd.tm.non_blocking(), subtree, &[block])?
+        };
+        let td = self.devices.get_mut(i).ok_or(Error::Corrupt)?;
+        td.root_cache = Some((generation, subtree));
         Ok(v.map(|bt| td.lookup_result(bt)))
     }
 
