@@ -293,3 +293,25 @@ fn data_space_runs_out_and_grows() {
     let p = reopen(p);
     assert_eq!(p.metadata_dev_size().unwrap(), 8192);
 }
+
+#[test]
+fn metadata_threshold_fires_once_per_crossing() {
+    let mut p = pool(1_000_000);
+    p.create_thin(1).unwrap();
+    p.commit().unwrap();
+    // The threshold counts raw free blocks: the reported count minus the
+    // reserve (a tenth of the 4096-block device).
+    let raw_free = p.free_metadata_blocks().unwrap() + 409;
+    p.register_metadata_threshold(raw_free - 20).unwrap();
+    let mut fired = 0;
+    for v in 0..200_000u64 {
+        provision(&mut p, 1, v * 300);
+        if p.take_metadata_threshold_event() {
+            fired += 1;
+        }
+        if v % 5000 == 0 {
+            p.commit().unwrap();
+        }
+    }
+    assert_eq!(fired, 1);
+}

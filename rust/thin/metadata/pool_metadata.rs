@@ -72,6 +72,9 @@ pub struct PoolMetadata<D: BlockDevice> {
     /// Bumped by every change: a device's cached mapping-tree root (see
     /// [`ThinDevice`]) is only used while the generation is unchanged.
     pub(super) generation: u64,
+    /// Registered low-water mark of free metadata blocks, re-applied to
+    /// the new space map after an abort.
+    pub(super) metadata_threshold: Option<u64>,
 }
 
 fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
@@ -130,6 +133,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             read_only: false,
             data_nr_blocks_pending: None,
             generation: 0,
+            metadata_threshold: None,
         };
         if unformatted {
             if !format_device {
@@ -360,7 +364,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let Persistent { mut tm, .. } = pd;
         tm.abort()?;
         let bm = tm.into_bm();
-        let pd = Self::open_persistent(bm, None, self.read_only)?;
+        let mut pd = Self::open_persistent(bm, None, self.read_only)?;
+        if let Some(t) = self.metadata_threshold {
+            pd.tm.set_metadata_threshold(t);
+        }
         self.pd = Some(pd);
         // Forget in-core device state: reloaded from the details tree on use.
         let mut i = 0;
@@ -809,6 +816,25 @@ impl<D: BlockDevice> PoolMetadata<D> {
         });
         pd.tm.bm().unlock_write(l);
         r
+    }
+
+    /// `dm_pool_register_metadata_threshold`: watch for free metadata
+    /// blocks dropping to `threshold`. The C callback becomes polling: the
+    /// pool calls [`Self::take_metadata_threshold_event`] after changes.
+    pub fn register_metadata_threshold(&mut self, threshold: u64) -> Result<()> {
+        let pd = self.pd()?;
+        pd.tm.set_metadata_threshold(threshold);
+        self.metadata_threshold = Some(threshold);
+        Ok(())
+    }
+
+    /// Whether free metadata dropped to the registered threshold since the
+    /// last call (once per crossing).
+    pub fn take_metadata_threshold_event(&mut self) -> bool {
+        match self.pd.as_mut() {
+            Some(pd) => pd.tm.take_threshold_event(),
+            None => false,
+        }
     }
 
     /// `dm_pool_metadata_needs_check`.
