@@ -54,18 +54,34 @@ pool_total_data() { pool_field "$1" 6 | cut -d/ -f2; }
 thin_mapped_sectors() { dmsetup status "$1" | awk '{print $4}'; }
 thin_highest() { dmsetup status "$1" | awk '{print $5}'; }
 # Discarded sectors seen by a block device (field 10 of /sys/block/X/stat).
-discard_sectors() { awk '{print $10}' "/sys/block/$(basename "$(readlink -f "$1")")/stat"; }
+discard_sectors() { awk '{print $10}' "/sys/dev/block/$(maj_min "$1")/stat"; }
 dm_sysname() { basename "$(readlink -f "/dev/mapper/$1")"; }
 
-# Write COUNT KiB of a reproducible pattern (seeded by SEED) at KiB offset OFF.
-pattern() { # pattern SEED KIB
-    awk -v s="$1" -v n="$2" 'BEGIN { srand(s); for (i = 0; i < n; i++) { line = ""; for (j = 0; j < 16; j++) line = line sprintf("%08x", int(rand() * 4294967295)); for (k = 0; k < 8; k++) printf "%s", line } }'
+# pattern SEED KIB: KIB KiB of reproducible data. A 4 KiB random base made
+# from SEED, each 4 KiB sector stamped with its index so no two sectors of a
+# stream are equal (a misplaced block cannot go unnoticed).
+pattern() {
+    awk -v s="$1" -v n="$2" 'BEGIN {
+        srand(s); base = ""
+        for (i = 0; i < 256; i++) base = base sprintf("%08x%08x", int(rand() * 4294967295), int(rand() * 4294967295))
+        base = substr(base, 17)
+        for (i = 0; i < int(n / 4); i++) printf "%015d:%s", i, base
+        if (n % 4) printf "%s", substr(sprintf("%015d:%s", i, base), 1, (n % 4) * 1024)
+    }'
 }
 write_pattern() { # write_pattern DEV SEED KIB OFFSET_KIB
-    pattern "$2" "$3" | dd of="$1" bs=1024 seek="$4" conv=notrunc,fsync 2>/dev/null || fail "write to $1"
+    if [ $(($3 % 4)) = 0 ] && [ $(($4 % 4)) = 0 ]; then
+        pattern "$2" "$3" | dd of="$1" bs=4096 seek=$(($4 / 4)) conv=notrunc,fsync 2>/dev/null || fail "write to $1"
+    else
+        pattern "$2" "$3" | dd of="$1" bs=1024 seek="$4" conv=notrunc,fsync 2>/dev/null || fail "write to $1"
+    fi
 }
 sum_range() { # sum_range DEV KIB OFFSET_KIB
-    dd if="$1" bs=1024 count="$2" skip="$3" 2>/dev/null | sha256sum | cut -d' ' -f1
+    if [ $(($2 % 64)) = 0 ] && [ $(($3 % 64)) = 0 ]; then
+        dd if="$1" bs=65536 count=$(($2 / 64)) skip=$(($3 / 64)) iflag=direct 2>/dev/null
+    else
+        dd if="$1" bs=1024 count="$2" skip="$3" iflag=direct 2>/dev/null
+    fi | sha256sum | cut -d' ' -f1
 }
 pattern_sum() { pattern "$1" "$2" | sha256sum | cut -d' ' -f1; }
 zero_sum() { dd if=/dev/zero bs=1024 count="$1" 2>/dev/null | sha256sum | cut -d' ' -f1; }

@@ -5,7 +5,7 @@ main() {
     thin_create pool 1 thin1 256
     must mkfs.ext4 -q -E lazy_itable_init=1,lazy_journal_init=1 /dev/mapper/thin1
     mkdir -p /mnt/a
-    must mount -o discard /dev/mapper/thin1 /mnt/a
+    must mount -o discard,noinit_itable /dev/mapper/thin1 /mnt/a
     base=$(pool_used_data pool)
     pattern 7 16384 > /mnt/a/big; sync
     full=$(pool_used_data pool)
