@@ -550,12 +550,12 @@ fn insert_inner<V: ValueType, T: Transaction>(
         let n = Node::with_value_size(tm.bm().data_w(cur), V::SIZE)?;
         need_insert(&n, key, index)
     };
-    let mut packed = [0u8; 256];
-    let pv = packed.get_mut(..V::SIZE).ok_or(Error::ValueSize)?;
-    V::pack(value, pv);
     if need {
+        // Values are packed straight into the node: no value-sized buffer
+        // on the stack (this path nests through the space maps).
         let mut n = NodeMut::new(tm.bm().data_mut(cur))?;
-        n.insert_at(index as u32, key, pv)?;
+        n.insert_at(index as u32, key, &[])?;
+        V::pack(value, n.value_mut(index as u32));
         Ok(true)
     } else {
         let old = {
@@ -567,7 +567,7 @@ fn insert_inner<V: ValueType, T: Transaction>(
         }
         let cur = s.current()?;
         let mut n = NodeMut::new(tm.bm().data_mut(cur))?;
-        n.set_value(index as u32, pv);
+        V::pack(value, n.value_mut(index as u32));
         Ok(false)
     }
 }

@@ -371,6 +371,13 @@ impl<'a> NodeMut<'a> {
     pub fn set_key(&mut self, i: u32, k: u64) {
         wr64(self.data, NODE_HEADER_SIZE + 8 * i as usize, k);
     }
+    /// The bytes of value `i`, writable (empty if out of range).
+    pub fn value_mut(&mut self, i: u32) -> &mut [u8] {
+        let off = self.value_off(i);
+        let vs = self.vsize;
+        self.data.get_mut(off..off + vs).unwrap_or(&mut [])
+    }
+
     /// Sets value `i` from bytes (truncated/padded to the value size).
     pub fn set_value(&mut self, i: u32, v: &[u8]) {
         let off = self.value_off(i);
