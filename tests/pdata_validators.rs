@@ -3,7 +3,7 @@
 
 mod pdata_common;
 
-use dm_thin_host::pdata::block_manager::{BlockManager, BlockValidator};
+use dm_thin_host::pdata::block_manager::{BlockManager, BlockValidator, NOOP_VALIDATOR};
 use dm_thin_host::pdata::btree::{Btree, U64Value, BTREE_NODE_VALIDATOR};
 use dm_thin_host::pdata::checksum::{stamp_checksum, BTREE_CSUM_XOR};
 use dm_thin_host::pdata::error::Error;
@@ -211,5 +211,96 @@ fn random_damage_never_panics() {
         // Whatever happened, abort must bring the transaction back.
         tm.abort().unwrap();
         assert_eq!(tm.bm_ref().nr_locks(), 0);
+    }
+}
+
+/// Random damage to any metadata block, including the space maps' bitmaps,
+/// index and ref-count trees and the saved roots, then space-map and tree
+/// operations and commits: errors only, never a panic (also under debug
+/// overflow checks, as the kernel builds with them).
+#[test]
+fn random_space_map_damage_never_panics() {
+    use dm_thin_host::pdata::space_map::DiskSpaceMap;
+    use dm_thin_host::pdata::transaction_manager::{Transaction, TransactionManager};
+    let (clean, root) = build();
+    let rounds: u64 = std::env::var("PDATA_FUZZ_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mut rng = Rng::new(7 + rounds);
+    let tree: Btree<U64Value> = Btree::new(1);
+    for round in 0..rounds {
+        let mut dev = clean.clone();
+        for _ in 0..1 + rng.below(3) {
+            let b = if rng.below(8) == 0 { 0 } else { rng.below(120) };
+            let blk = dev.block_mut(b);
+            let i = rng.below(4096) as usize;
+            match rng.below(3) {
+                0 => blk[i] ^= 1 << rng.below(8),
+                1 => {
+                    let j = i & !7;
+                    let v = match rng.below(4) {
+                        0 => u64::MAX,
+                        1 => rng.next(),
+                        2 => rng.below(100_000),
+                        _ => 0,
+                    };
+                    blk[j..j + 8].copy_from_slice(&v.to_le_bytes());
+                }
+                _ => blk[i] = rng.next() as u8,
+            }
+            if b != 0 && rng.below(2) == 0 {
+                // Keep the checksum valid for whichever kind it is.
+                let salt = [
+                    BTREE_CSUM_XOR,
+                    dm_thin_host::pdata::checksum::BITMAP_CSUM_XOR,
+                    dm_thin_host::pdata::checksum::INDEX_CSUM_XOR,
+                ][rng.below(3) as usize];
+                stamp_checksum(blk, salt);
+            }
+        }
+        let sb = dev.block(0);
+        let bm = BlockManager::new(dev, 64).unwrap();
+        let mut tm = match TransactionManager::open(bm, 0, &sb[0..32]) {
+            Ok(tm) => tm,
+            Err(_) => continue,
+        };
+        let mut data_sm = match DiskSpaceMap::open(&mut tm, &sb[32..64]) {
+            Ok(d) => d,
+            Err(_) => continue,
+        };
+        let mut r = root;
+        for i in 0..40u64 {
+            let k = rng.below(10_000);
+            let _ = data_sm.new_block(&mut tm);
+            let _ = data_sm.inc(&mut tm, rng.below(1200));
+            let _ = data_sm.dec(&mut tm, rng.below(1200));
+            let _ = data_sm.get_count(&mut tm, rng.next());
+            let _ = tm.get_count(rng.below(200));
+            if let Ok(nr) = tree.insert(&mut tm, &mut (), r, &[k], &i) {
+                r = nr;
+            }
+            if let Ok((nr, _)) = tree.remove(&mut tm, &mut (), r, &[rng.below(10_000)]) {
+                r = nr;
+            }
+            if let Ok(w) = tm.new_block(&NOOP_VALIDATOR) {
+                let b = w.location();
+                tm.bm().unlock_write(w);
+                let _ = tm.dec(b);
+            }
+        }
+        let _ = data_sm.extend(&mut tm, rng.below(50_000));
+        let _ = tm.extend_metadata(rng.below(100));
+        let _ = data_sm.commit(&mut tm);
+        let dr = data_sm.root();
+        let _ = tm.commit_with(0, &NOOP_VALIDATOR, false, |sb, mr| {
+            mr.pack(&mut sb[0..32])?;
+            dr.pack(&mut sb[32..64])
+        });
+        let _ = tm.nr_free();
+        let _ = data_sm.nr_free();
+        if round % 2 == 0 {
+            tm.abort().unwrap_or(());
+        }
     }
 }

@@ -143,7 +143,7 @@ impl<D: BlockDevice> BlockManager<D> {
     /// A manager caching up to `capacity` blocks of `dev` (at least 16).
     /// The cache grows past `capacity` only if every slot is locked.
     pub fn new(dev: D, capacity: usize) -> Result<Self> {
-        let capacity = capacity.max(16);
+        let capacity = capacity.clamp(16, 1 << 24);
         let mut nb = 1usize;
         while nb < capacity * 2 {
             nb = nb.checked_mul(2).ok_or(Error::Invalid)?;

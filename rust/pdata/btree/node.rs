@@ -120,8 +120,10 @@ pub fn check_header(data: &[u8]) -> Result<()> {
     let max_entries = rd32(data, 20) as u64;
     let nr_entries = rd32(data, 16) as u64;
     let flags = rd32(data, 4);
-    // (8 + value_size) * max_entries + header <= block size (u64: no overflow).
-    if (NODE_HEADER_SIZE as u64) + (8 + value_size) * max_entries > data.len() as u64 {
+    // (8 + value_size) * max_entries + header <= block size (in u128: both
+    // factors come from disk and their product may not fit in 64 bits).
+    let need = (NODE_HEADER_SIZE as u128) + (8 + value_size as u128) * max_entries as u128;
+    if need > data.len() as u128 {
         return Err(Error::MaxEntries);
     }
     if nr_entries > max_entries {

@@ -164,8 +164,8 @@ impl DiskSpaceMap {
         let base = self
             .old_counts
             .nr_blocks
-            .saturating_sub(self.old_counts.nr_allocated) as i64;
-        (base - self.nr_allocated_this_transaction).max(0) as u64
+            .saturating_sub(self.old_counts.nr_allocated) as i128;
+        (base - self.nr_allocated_this_transaction as i128).clamp(0, u64::MAX as i128) as u64
     }
 
     /// Blocks in use now.

@@ -452,7 +452,7 @@ pub(crate) fn ll_mutate<E: LlEnv>(
         counts.ref_count_root = RC_TREE.insert(env, &mut (), counts.ref_count_root, &[b], &new)?;
     }
     let ev = if new > 0 && old == 0 {
-        counts.nr_allocated += 1;
+        counts.nr_allocated = counts.nr_allocated.saturating_add(1);
         ie.nr_free = ie.nr_free.checked_sub(1).ok_or(Error::BadSpaceMap)?;
         if ie.none_free_before == bit {
             ie.none_free_before = bit + 1;
