@@ -227,8 +227,10 @@ impl<'a> Node<'a> {
     /// `bsearch`: index of `key`, or of the key below (`want_hi == false`,
     /// -1 if none) / above (`want_hi == true`, `nr_entries` if none).
     pub fn bsearch(&self, key: u64, want_hi: bool) -> i64 {
-        let mut lo: i64 = -1;
-        let mut hi: i64 = self.nr as i64;
+        let (mut lo, mut hi) = self.narrow(key);
+        if lo == hi {
+            return lo; // exact hit
+        }
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
             let mk = self.key(mid as u32);
@@ -246,6 +248,58 @@ impl<'a> Node<'a> {
         } else {
             lo
         }
+    }
+
+    /// Narrows the search window by interpolation. Returns `(i, i)` on an
+    /// exact hit, otherwise `(lo, hi)` with `key(lo) < key < key(hi)`
+    /// (`lo = -1` / `hi = nr_entries` standing for the ends), the same
+    /// invariant the binary search keeps, so the result is identical.
+    ///
+    /// Keys in a node strictly increase and, in thin mapping leaves, are
+    /// often dense: a guess from the end keys usually lands on or next to
+    /// the answer, touching two or three cache lines of the key array
+    /// instead of the eight a binary search over 250 keys walks through.
+    fn narrow(&self, key: u64) -> (i64, i64) {
+        let nr = self.nr as i64;
+        if nr < 16 {
+            return (-1, nr);
+        }
+        let first = self.key(0);
+        if first == key {
+            return (0, 0);
+        }
+        if key < first {
+            return (-1, 0);
+        }
+        let last = self.key(self.nr - 1);
+        if last == key {
+            return (nr - 1, nr - 1);
+        }
+        if key > last {
+            return (nr - 1, nr);
+        }
+        let (mut lo, mut hi) = (0i64, nr - 1);
+        let (mut klo, mut khi) = (first, last);
+        for _ in 0..2 {
+            if hi - lo <= 8 || khi <= klo {
+                break;
+            }
+            let span = (hi - lo) as u128;
+            let off = (key.wrapping_sub(klo) as u128 * span / (khi - klo) as u128) as i64;
+            let g = (lo + off).clamp(lo + 1, hi - 1);
+            let kg = self.key(g as u32);
+            if kg == key {
+                return (g, g);
+            }
+            if kg < key {
+                lo = g;
+                klo = kg;
+            } else {
+                hi = g;
+                khi = kg;
+            }
+        }
+        (lo, hi)
     }
 
     /// `lower_bound`: the index of the last key `<= key`, or -1.
@@ -518,4 +572,71 @@ pub fn copy_entries_mut(
     count: u32,
 ) -> Result<()> {
     copy_entries(dest, dest_off, &src.as_node(), src_off, count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain(keys: &[u64], key: u64, want_hi: bool) -> i64 {
+        let (mut lo, mut hi) = (-1i64, keys.len() as i64);
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            let mk = keys[mid as usize];
+            if mk == key {
+                return mid;
+            }
+            if mk < key {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        if want_hi {
+            hi
+        } else {
+            lo
+        }
+    }
+
+    #[test]
+    fn interpolation_search_matches_binary_search() {
+        let mut data = [0u8; BLOCK_SIZE];
+        let mut seed = 12345u64;
+        for round in 0..2000u64 {
+            let mut n = NodeMut::init(&mut data, LEAF_NODE, 8).unwrap();
+            let count = (round % 252) as u32;
+            let mut k = seed % 1000;
+            let mut keys = [0u64; 252];
+            for i in 0..count {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                // Mixed gaps: dense runs, big jumps, near u64::MAX.
+                let gap = match seed % 5 {
+                    0 => 1,
+                    1 => 1 + seed % 4,
+                    2 => 1 + seed % 1000,
+                    3 => 1 + (seed >> 20) % (1 << 40),
+                    _ => 2,
+                };
+                k = k.saturating_add(gap);
+                keys[i as usize] = k;
+                n.insert_at(i, k, &[0; 8]).unwrap();
+            }
+            let node = n.as_node();
+            let keys = &keys[..count as usize];
+            let mut probes = [0u64, 1, u64::MAX, k, k.wrapping_add(1), seed];
+            probes[5] = keys.get((seed % 252) as usize).copied().unwrap_or(3);
+            for &p in probes.iter().chain(keys.iter()) {
+                for d in [0u64, 1, 2] {
+                    let key = p.wrapping_add(d);
+                    assert_eq!(node.bsearch(key, false), plain(keys, key, false));
+                    assert_eq!(node.bsearch(key, true), plain(keys, key, true));
+                    let key = p.wrapping_sub(d);
+                    assert_eq!(node.bsearch(key, false), plain(keys, key, false));
+                }
+            }
+        }
+    }
 }
