@@ -284,8 +284,13 @@ impl<'a> Node<'a> {
             if hi - lo <= 8 || khi <= klo {
                 break;
             }
-            let span = (hi - lo) as u128;
-            let off = (key.wrapping_sub(klo) as u128 * span / (khi - klo) as u128) as i64;
+            let span = (hi - lo) as u64;
+            let (d, w) = (key.wrapping_sub(klo), khi - klo);
+            // u64 arithmetic when it cannot overflow (span < 2^9), else u128.
+            let off = match d.checked_mul(span) {
+                Some(p) => (p / w) as i64,
+                None => (d as u128 * span as u128 / w as u128) as i64,
+            };
             let g = (lo + off).clamp(lo + 1, hi - 1);
             let kg = self.key(g as u32);
             if kg == key {
