@@ -413,12 +413,10 @@ pub fn check_against<D: crate::pdata::block_device::BlockDevice>(
     .map_err(e)?;
     let model_ids: Vec<u64> = s.devices.keys().copied().collect();
     let real_ids: Vec<u64> = ids.iter().map(|(i, _)| *i).collect();
-    // Devices created in this transaction are not in the details tree yet.
-    for id in &model_ids {
-        let d = pmd
-            .device_details(*id)
-            .map_err(e)?
-            .ok_or(format!("device {id} missing"))?;
+    if real_ids != model_ids {
+        return Err(format!("devices {real_ids:?} != model {model_ids:?}"));
+    }
+    for (id, d) in &ids {
         let md = &s.devices[id];
         if d.mapped_blocks != md.mappings.len() as u64
             || d.transaction_id != md.transaction_id
@@ -430,10 +428,10 @@ pub fn check_against<D: crate::pdata::block_device::BlockDevice>(
                 md.mappings.len()
             ));
         }
-    }
-    for id in &real_ids {
-        if !s.devices.contains_key(id) {
-            return Err(format!("device {id} exists but not in the model"));
+        if pmd.device_details(*id).map_err(e)? != Some(*d) {
+            return Err(format!(
+                "device {id}: device_details differs from walk_devices"
+            ));
         }
     }
     for (id, md) in &s.devices {

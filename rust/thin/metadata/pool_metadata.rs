@@ -737,8 +737,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
 
     /// `dm_pool_resize_data_dev`: grows the data space map (never shrinks).
     ///
-    /// The new blocks are allocatable once the resize is committed: the pool
-    /// target commits right after resizing, and so should other callers.
+    /// The pool target commits right after resizing; the new blocks can be
+    /// allocated at once.
     pub fn resize_data_dev(&mut self, new_count: u64) -> Result<()> {
         self.write_begin()?;
         let old = self.data_dev_size()?;
@@ -842,8 +842,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         self.flags & THIN_METADATA_NEEDS_CHECK_FLAG != 0
     }
 
-    /// Every device id with its details, in id order (`thin_dump`, `thin_ls`).
-    /// Details of devices changed in this transaction are the in-core ones.
+    /// Every device with its details as they stand in this transaction,
+    /// in id order (`thin_dump`, `thin_ls`): the details tree overlaid with
+    /// the in-core state of devices changed or created since the commit.
     pub fn walk_devices<F>(&mut self, mut f: F) -> Result<()>
     where
         F: FnMut(ThinId, &DeviceDetails) -> Result<()>,
@@ -851,26 +852,38 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let details_root = self.details_root;
         let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
         let devices = &self.devices;
+        let mut all: Vec<(ThinId, DeviceDetails)> = Vec::new();
         let mut err = None;
         let r = DETAILS_TREE.walk(&mut pd.tm, details_root, |keys, v| {
             let id = keys.first().copied().unwrap_or(0);
             let d = match devices.iter().find(|td| td.id == id) {
                 Some(td) => td.details(),
-                None => match DeviceDetails::unpack(v) {
-                    Some(d) => d,
-                    None => return Err(crate::pdata::error::Error::ValueSize),
-                },
+                None => DeviceDetails::unpack(v).ok_or(crate::pdata::error::Error::ValueSize)?,
             };
-            if let Err(e) = f(id, &d) {
-                err = Some(e);
-                return Err(crate::pdata::error::Error::Invalid);
-            }
-            Ok(())
+            all.push((id, d)).map_err(|e| {
+                err = Some(Error::from(e));
+                e
+            })
         });
         if let Some(e) = err {
             return Err(e);
         }
-        r.map_err(Error::from)
+        r?;
+        // Devices created in this transaction are not in the tree yet.
+        let known = all.len();
+        for td in devices.iter() {
+            let listed = all
+                .get(..known)
+                .is_some_and(|a| a.iter().any(|(id, _)| *id == td.id));
+            if !listed {
+                all.push((td.id, td.details()))?;
+            }
+        }
+        all.sort_unstable_by_key(|(id, _)| *id);
+        for (id, d) in all.iter() {
+            f(*id, d)?;
+        }
+        Ok(())
     }
 
     /// Read-only view of the superblock fields that describe the pool.
