@@ -185,3 +185,77 @@ fn lost_unflushed_writes_before_commit_change_nothing() {
         assert!(pmd.find_block(1, v * 7, true).unwrap().is_some());
     }
 }
+
+#[test]
+fn failed_commit_then_abort_recovers() {
+    // The pool target's error path: a commit fails part way (I/O errors),
+    // the metadata is aborted, and work carries on once the device is back.
+    let mut rng = Rng::new(5);
+    let mut check_rng = Rng::new(6);
+    let mix = OpMix {
+        max_devices: 4,
+        vblocks: 2000,
+        commit_pct: 0,
+        abort_pct: 0,
+    };
+    let mut pmd = PoolMetadata::open(RamDisk::new(META_BLOCKS), 128, true).unwrap();
+    pmd.resize_data_dev(NR_DATA).unwrap();
+    pmd.commit().unwrap();
+    let mut model = Model::new(NR_DATA);
+    let mut aborts = 0;
+    for round in 0..20u64 {
+        let mut ops = Vec::new();
+        for _ in 0..200 {
+            let op = random_op(&mut rng, &model, &mix);
+            if matches!(
+                op,
+                Op::Commit | Op::Abort | Op::ResizeData(_) | Op::ReserveMetadataSnap
+            ) {
+                continue;
+            }
+            let outcome = match execute(&mut pmd, &op) {
+                Ok(b) => Outcome::Ok(b),
+                Err(_) => Outcome::Err,
+            };
+            model.apply(&op, outcome).unwrap();
+            ops.push(op);
+        }
+        // Cut the commit after a few writes: it must fail, abort must work.
+        pmd.device_mut()
+            .unwrap()
+            .cut_after(round % 7, CutMode::Fail);
+        if pmd.commit().is_err() {
+            pmd.abort()
+                .unwrap_or_else(|e| panic!("round {round}: abort failed: {e:?}"));
+            aborts += 1;
+            model.cur = model.committed.clone();
+            check_against(&mut pmd, &model.cur, &mut check_rng)
+                .unwrap_or_else(|e| panic!("round {round} after abort: {e}"));
+        } else {
+            model.committed = model.cur.clone();
+        }
+        pmd.device_mut().unwrap().uncut();
+        // Redo the work with the device healthy.
+        for op in &ops {
+            let outcome = match execute(&mut pmd, op) {
+                Ok(b) => Outcome::Ok(b),
+                Err(_) => Outcome::Err,
+            };
+            model
+                .apply(op, outcome)
+                .unwrap_or_else(|e| panic!("round {round} redo: {e}"));
+        }
+        pmd.commit().unwrap();
+        model.committed = model.cur.clone();
+    }
+    assert!(aborts >= 15, "only {aborts} commits failed");
+    pmd.close().unwrap();
+    let mut dev = pmd.into_device().unwrap();
+    dev.crash();
+    let mut pmd = PoolMetadata::open(dev, 128, false).unwrap();
+    check_against(&mut pmd, &model.committed, &mut check_rng).unwrap();
+    let dir = scratch("abort-after-failed-commit");
+    let img = dir.join("meta.img");
+    write_image(&pmd.into_device().unwrap(), &img);
+    assert_checks(&img);
+}

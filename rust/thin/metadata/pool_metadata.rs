@@ -418,6 +418,12 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(())
     }
 
+    /// The device under the metadata (host tools and fault-injection
+    /// tests); `None` in the failed state.
+    pub fn device_mut(&mut self) -> Option<&mut D> {
+        self.pd.as_mut().map(|pd| pd.tm.bm().device_mut())
+    }
+
     /// Gives the device back. Whatever was not committed is lost, as in a
     /// crash; `None` in the failed state.
     pub fn into_device(mut self) -> Option<D> {
