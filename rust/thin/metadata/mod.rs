@@ -6,7 +6,7 @@
 //!
 //! The metadata device is cut into 4 KiB blocks:
 //!
-//! - Block 0 holds the [superblock](superblock). Its live part is under 512
+//! - Block 0 holds the [`superblock`]. Its live part is under 512
 //!   bytes so that writing it is atomic; it names every other root.
 //! - A metadata space map counts references to metadata blocks. Unlike the
 //!   data space map it keeps its index in a single block instead of a btree,
@@ -21,7 +21,7 @@
 //!   creation time and last snapshot time.
 //! - The mapping tree is a btree of btrees: the top level maps a device id to
 //!   the root of that device's own tree, which maps a virtual block to a
-//!   [`BlockTime`](block_time::BlockTime): 40 bits of data block, 24 bits
+//!   [`block_time::BlockTime`]: 40 bits of data block, 24 bits
 //!   of the pool time when the mapping was made.
 //!
 //! Btree nodes fill a block: a header, then every key, then every value, so

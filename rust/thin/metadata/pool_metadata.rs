@@ -866,10 +866,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
                 Some(td) => td.details(),
                 None => DeviceDetails::unpack(v).ok_or(crate::pdata::error::Error::ValueSize)?,
             };
-            all.push((id, d)).map_err(|e| {
-                err = Some(Error::from(e));
-                e
-            })
+            all.push((id, d))
+                .inspect_err(|e| err = Some(Error::from(*e)))
         });
         if let Some(e) = err {
             return Err(e);
