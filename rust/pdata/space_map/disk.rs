@@ -9,6 +9,7 @@ use super::{
     ll_extend, ll_find_common_free, ll_lookup, ll_mutate, Event, IndexEntry, IndexEntryValue,
     LlCounts, LlEnv, Op, SmRoot,
 };
+use crate::pdata::alloc::Vec;
 use crate::pdata::block_manager::{BlockManager, BlockValidator, ReadLock, WriteLock};
 use crate::pdata::btree::{Btree, U32Value};
 use crate::pdata::error::{Error, Result};
@@ -16,10 +17,59 @@ use crate::pdata::transaction_manager::Transaction;
 
 const INDEX_TREE: Btree<IndexEntryValue> = Btree::new(1);
 
+/// Slots in an index-entry cache (C: `IE_CACHE_SIZE`).
+const IE_CACHE_SIZE: usize = 64;
+
+#[derive(Clone, Copy, Default)]
+struct IeSlot {
+    valid: bool,
+    dirty: bool,
+    index: u64,
+    ie: IndexEntry,
+}
+
+/// A direct-mapped cache of index entries (C 7.3's `ie_cache`): changes to
+/// an entry stay here and reach the index btree when evicted or at commit,
+/// instead of a btree insert per reference-count change.
+struct IeCache {
+    slots: Vec<IeSlot>,
+}
+
+impl IeCache {
+    fn new() -> Result<Self> {
+        let mut slots = Vec::new();
+        slots.resize(IE_CACHE_SIZE, IeSlot::default())?;
+        Ok(IeCache { slots })
+    }
+
+    fn slot(&mut self, index: u64) -> Result<&mut IeSlot> {
+        self.slots
+            .get_mut(index as usize % IE_CACHE_SIZE)
+            .ok_or(Error::Invalid)
+    }
+
+    fn clear(&mut self) {
+        for s in self.slots.iter_mut() {
+            *s = IeSlot::default();
+        }
+    }
+}
+
+/// Writes a dirty slot back to the index tree.
+fn write_back<T: Transaction>(tm: &mut T, root: &mut u64, s: &mut IeSlot) -> Result<()> {
+    if s.valid && s.dirty {
+        *root = INDEX_TREE.insert(tm, &mut (), *root, &[s.index], &s.ie)?;
+        s.dirty = false;
+    }
+    Ok(())
+}
+
 struct DiskEnv<'a, T: Transaction> {
     tm: &'a mut T,
     root: &'a mut u64,
+    cache: &'a mut IeCache,
     old_root: u64,
+    old_cache: &'a mut IeCache,
 }
 
 impl<T: Transaction> Transaction for DiskEnv<'_, T> {
@@ -56,20 +106,51 @@ impl<T: Transaction> Transaction for DiskEnv<'_, T> {
 
 impl<T: Transaction> LlEnv for DiskEnv<'_, T> {
     fn load_ie(&mut self, i: u64) -> Result<IndexEntry> {
-        let root = *self.root;
-        INDEX_TREE
-            .lookup(self.tm, root, &[i])?
-            .ok_or(Error::BadSpaceMap)
+        let s = *self.cache.slot(i)?;
+        if s.valid && s.index == i {
+            return Ok(s.ie);
+        }
+        let ie = INDEX_TREE
+            .lookup(self.tm, *self.root, &[i])?
+            .ok_or(Error::BadSpaceMap)?;
+        let slot = self.cache.slot(i)?;
+        write_back(self.tm, self.root, slot)?;
+        *slot = IeSlot {
+            valid: true,
+            dirty: false,
+            index: i,
+            ie,
+        };
+        Ok(ie)
     }
     fn save_ie(&mut self, i: u64, ie: &IndexEntry) -> Result<()> {
-        let root = *self.root;
-        *self.root = INDEX_TREE.insert(self.tm, &mut (), root, &[i], ie)?;
+        let slot = self.cache.slot(i)?;
+        if !(slot.valid && slot.index == i) {
+            write_back(self.tm, self.root, slot)?;
+        }
+        *slot = IeSlot {
+            valid: true,
+            dirty: true,
+            index: i,
+            ie: *ie,
+        };
         Ok(())
     }
     fn load_old_ie(&mut self, i: u64) -> Result<IndexEntry> {
-        INDEX_TREE
+        let s = *self.old_cache.slot(i)?;
+        if s.valid && s.index == i {
+            return Ok(s.ie);
+        }
+        let ie = INDEX_TREE
             .lookup(self.tm, self.old_root, &[i])?
-            .ok_or(Error::BadSpaceMap)
+            .ok_or(Error::BadSpaceMap)?;
+        *self.old_cache.slot(i)? = IeSlot {
+            valid: true,
+            dirty: false,
+            index: i,
+            ie,
+        };
+        Ok(ie)
     }
     fn max_index_entries(&self) -> u64 {
         u64::MAX
@@ -84,6 +165,8 @@ impl<T: Transaction> LlEnv for DiskEnv<'_, T> {
 pub struct DiskSpaceMap {
     counts: LlCounts,
     bitmap_root: u64,
+    cache: IeCache,
+    old_cache: IeCache,
     old_counts: LlCounts,
     old_bitmap_root: u64,
     begin: u64,
@@ -96,7 +179,9 @@ impl DiskSpaceMap {
             DiskEnv {
                 tm,
                 root: &mut self.bitmap_root,
+                cache: &mut self.cache,
                 old_root: self.old_bitmap_root,
+                old_cache: &mut self.old_cache,
             },
             &mut self.counts,
         )
@@ -114,6 +199,8 @@ impl DiskSpaceMap {
                 ref_count_root,
             },
             bitmap_root,
+            cache: IeCache::new()?,
+            old_cache: IeCache::new()?,
             old_counts: LlCounts::default(),
             old_bitmap_root: bitmap_root,
             begin: 0,
@@ -141,6 +228,8 @@ impl DiskSpaceMap {
         Ok(DiskSpaceMap {
             counts,
             bitmap_root: r.bitmap_root,
+            cache: IeCache::new()?,
+            old_cache: IeCache::new()?,
             old_counts: counts,
             old_bitmap_root: r.bitmap_root,
             begin: 0,
@@ -254,9 +343,16 @@ impl DiskSpaceMap {
 
     /// `sm_disk_commit`: the current state becomes the committed one. Call
     /// before the metadata commit that makes it durable.
-    pub fn commit<T: Transaction>(&mut self, _tm: &mut T) -> Result<()> {
+    pub fn commit<T: Transaction>(&mut self, tm: &mut T) -> Result<()> {
+        // Flush the index-entry cache (`disk_ll_commit`).
+        for i in 0..IE_CACHE_SIZE {
+            if let Some(slot) = self.cache.slots.get_mut(i) {
+                write_back(tm, &mut self.bitmap_root, slot)?;
+            }
+        }
         self.old_counts = self.counts;
         self.old_bitmap_root = self.bitmap_root;
+        self.old_cache.clear();
         self.nr_allocated_this_transaction = 0;
         Ok(())
     }
@@ -265,11 +361,13 @@ impl DiskSpaceMap {
     pub fn abort(&mut self) {
         self.counts = self.old_counts;
         self.bitmap_root = self.old_bitmap_root;
+        self.cache.clear();
         self.nr_allocated_this_transaction = 0;
         self.begin = 0;
     }
 
-    /// The root to save in the superblock.
+    /// The root to save in the superblock: valid after [`Self::commit`]
+    /// (which flushes the cached index entries into the index tree).
     pub fn root(&self) -> SmRoot {
         SmRoot {
             nr_blocks: self.counts.nr_blocks,
