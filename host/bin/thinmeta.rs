@@ -253,7 +253,17 @@ fn bench(_args: &[String]) {
         }
     }
     assert_eq!(found, N);
-    rate("lookup", N, t);
+    rate("lookup (random vblocks)", N, t);
+
+    let t = Instant::now();
+    let mut found = 0u64;
+    for v in 0..N {
+        if pmd.find_block(0, v * 3, false).unwrap().is_some() {
+            found += 1;
+        }
+    }
+    assert_eq!(found, N);
+    rate("non-blocking lookup (ascending vblocks)", N, t);
 
     // Snapshot, then break sharing on 100,000 blocks of it.
     pmd.create_snap(1, 0).unwrap();
