@@ -315,3 +315,28 @@ fn metadata_threshold_fires_once_per_crossing() {
     }
     assert_eq!(fired, 1);
 }
+
+#[test]
+fn pre_commit_runs_only_with_changes_and_can_stop_the_commit() {
+    let dev = RamDisk::new(1024);
+    let mut p = PoolMetadata::open(dev, 128, true).unwrap();
+    let mut calls = 0;
+    p.commit_with(|| {
+        calls += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(calls, 0, "nothing to commit yet");
+    p.resize_data_dev(100).unwrap();
+    p.commit().unwrap();
+    p.create_thin(1).unwrap();
+    assert_eq!(p.commit_with(|| Err(Error::Invalid)), Err(Error::Invalid));
+    p.commit_with(|| {
+        calls += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+    let p = reopen(p);
+    assert_eq!(p.data_dev_size().unwrap(), 100);
+}

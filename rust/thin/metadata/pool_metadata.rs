@@ -341,11 +341,25 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// `dm_pool_commit_metadata`: makes everything done so far durable and
     /// opens the next transaction. Does not put the pool in service.
     pub fn commit(&mut self) -> Result<()> {
+        self.commit_with(|| Ok(()))
+    }
+
+    /// [`Self::commit`] with the pre-commit callback of
+    /// `dm_pool_register_pre_commit_callback`: `pre_commit` (the pool
+    /// flushes its data device there) runs first, only if there is
+    /// something to commit, and its failure stops the commit.
+    pub fn commit_with<F>(&mut self, pre_commit: F) -> Result<()>
+    where
+        F: FnOnce() -> Result<()>,
+    {
         if self.pd.is_none() {
             return Err(Error::FailIo);
         }
         if self.read_only {
             return Err(Error::Invalid);
+        }
+        if self.in_service {
+            pre_commit()?;
         }
         self.commit_transaction()?;
         self.begin_transaction()
