@@ -55,6 +55,53 @@
 //! device is addressed by its [`ThinId`] and its in-core state
 //! ([`thin_device`]) is cached until the next commit writes it back. The
 //! caller (the pool target) serialises writers; "not found" is `None`.
+//!
+//! # Usage (how the pool target drives it)
+//!
+//! ```ignore
+//! use crate::thin::metadata::{Error, PoolMetadata};
+//!
+//! // Pool constructor: format if block 0 is zero and the table allows it.
+//! let mut pmd = PoolMetadata::open(dev, data_block_size_sectors, format)?;
+//! pmd.resize_data_dev(data_dev_blocks)?;       // preresume, then commit
+//! pmd.commit()?;
+//! pmd.register_metadata_threshold(low_water)?; // poll
+//! //   pmd.take_metadata_threshold_event() after metadata changes.
+//!
+//! // Messages: create_thin / create_snap / delete / set_transaction_id /
+//! // reserve_metadata_snap / release_metadata_snap.
+//! pmd.create_thin(dev_id)?;
+//! pmd.create_snap(snap_id, origin_id)?;
+//!
+//! // Thin constructor/destructor hold the device open (delete -> Busy).
+//! pmd.open_thin_device(dev_id)?;
+//! pmd.close_thin_device(dev_id);
+//!
+//! // map(): non-blocking; WouldBlock means "defer to the worker".
+//! match pmd.find_block(dev_id, vblock, false) {
+//!     Ok(Some(r)) if !r.shared => { /* remap to r.block */ }
+//!     Ok(Some(_)) | Ok(None) => { /* worker: break sharing / provision */ }
+//!     Err(Error::WouldBlock) => { /* worker: blocking lookup */ }
+//!     Err(e) => { /* metadata error: fail the pool */ }
+//! }
+//!
+//! // Worker: provision (or break sharing: copy the data first).
+//! let Some(b) = pmd.alloc_data_block()? else { /* out of data space */ };
+//! pmd.insert_block(dev_id, vblock, b)?;        // the mapping takes b's reference
+//!
+//! // Discard: remove_range(dev, begin, end), or find_mapped_range +
+//! // inc_data_range / dec_data_range around the passdown.
+//!
+//! // Periodic commit, flushing the data device first; on failure abort.
+//! if pmd.commit_with(|| flush_data_dev()).is_err() {
+//!     pmd.abort()?;                            // Err: fail_io, only close
+//! }
+//! // Status: transaction_id, free_metadata_blocks, metadata_dev_size,
+//! // free_data_blocks, data_dev_size, metadata_snap, needs_check,
+//! // mapped_count, highest_mapped_block.
+//! pmd.close()?;                                // final commit
+//! let dev = pmd.into_device();
+//! ```
 
 pub mod block_time;
 pub mod device_details;
