@@ -120,10 +120,13 @@ pub fn check_header(data: &[u8]) -> Result<()> {
     let max_entries = rd32(data, 20) as u64;
     let nr_entries = rd32(data, 16) as u64;
     let flags = rd32(data, 4);
-    // (8 + value_size) * max_entries + header <= block size (in u128: both
-    // factors come from disk and their product may not fit in 64 bits).
-    let need = (NODE_HEADER_SIZE as u128) + (8 + value_size as u128) * max_entries as u128;
-    if need > data.len() as u128 {
+    // (8 + value_size) * max_entries + header <= block size. Both factors
+    // come from disk: checked arithmetic (no u128 in the kernel).
+    let fits = (8 + value_size)
+        .checked_mul(max_entries)
+        .and_then(|n| n.checked_add(NODE_HEADER_SIZE as u64))
+        .is_some_and(|n| n <= data.len() as u64);
+    if !fits {
         return Err(Error::MaxEntries);
     }
     if nr_entries > max_entries {
@@ -286,10 +289,11 @@ impl<'a> Node<'a> {
             }
             let span = (hi - lo) as u64;
             let (d, w) = (key.wrapping_sub(klo), khi - klo);
-            // u64 arithmetic when it cannot overflow (span < 2^9), else u128.
+            // No u128 (the kernel forbids it): a huge gap just falls back
+            // to the binary search.
             let off = match d.checked_mul(span) {
                 Some(p) => (p / w) as i64,
-                None => (d as u128 * span as u128 / w as u128) as i64,
+                None => break,
             };
             let g = (lo + off).clamp(lo + 1, hi - 1);
             let kg = self.key(g as u32);

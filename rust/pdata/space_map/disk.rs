@@ -253,8 +253,13 @@ impl DiskSpaceMap {
         let base = self
             .old_counts
             .nr_blocks
-            .saturating_sub(self.old_counts.nr_allocated) as i128;
-        (base - self.nr_allocated_this_transaction as i128).clamp(0, u64::MAX as i128) as u64
+            .saturating_sub(self.old_counts.nr_allocated);
+        let d = self.nr_allocated_this_transaction;
+        if d >= 0 {
+            base.saturating_sub(d as u64)
+        } else {
+            base.saturating_add(d.unsigned_abs())
+        }
     }
 
     /// Blocks in use now.
