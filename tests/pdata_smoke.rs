@@ -59,3 +59,42 @@ fn format_insert_commit_reopen() {
     assert_eq!(data_sm.get_count(&mut tm, b).unwrap(), 1);
     assert_eq!(tm.bm().nr_locks(), 0);
 }
+
+#[test]
+fn non_blocking_lookup_would_block_on_cold_cache() {
+    use dm_thin_host::pdata::error::Error;
+    let bm = BlockManager::new(RamDisk::new(4096), 256).unwrap();
+    let mut tm = TransactionManager::create(bm, 0).unwrap();
+    let data_sm = DiskSpaceMap::create(&mut tm, 1000).unwrap();
+    let tree: Btree<U64Value> = Btree::new(2);
+    let mut root = tree.empty(&mut tm).unwrap();
+    for k in 0..3000u64 {
+        root = tree.insert(&mut tm, &mut (), root, &[0, k], &k).unwrap();
+    }
+    commit(&mut tm, root, &data_sm.root());
+    let mut dev = tm.into_bm().into_device();
+    dev.crash();
+    let sb = dev.block(0);
+    let bm = BlockManager::new(dev, 256).unwrap();
+    let mut tm = TransactionManager::open(bm, 0, &sb[0..32]).unwrap();
+    // Cold: the non-blocking view refuses to do I/O, and writes refuse too.
+    assert_eq!(
+        tree.lookup(&mut tm.non_blocking(), root, &[0, 7]),
+        Err(Error::WouldBlock)
+    );
+    assert_eq!(
+        tree.insert(&mut tm.non_blocking(), &mut (), root, &[0, 7], &1),
+        Err(Error::WouldBlock)
+    );
+    assert_eq!(tm.bm().nr_locks(), 0);
+    // Warm the path with a blocking lookup; then it succeeds without I/O.
+    let reads = tm.bm_ref().device().counts().reads;
+    assert_eq!(tree.lookup(&mut tm, root, &[0, 7]).unwrap(), Some(7));
+    assert!(tm.bm_ref().device().counts().reads > reads);
+    let reads = tm.bm_ref().device().counts().reads;
+    assert_eq!(
+        tree.lookup(&mut tm.non_blocking(), root, &[0, 7]).unwrap(),
+        Some(7)
+    );
+    assert_eq!(tm.bm_ref().device().counts().reads, reads);
+}
