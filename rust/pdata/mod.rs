@@ -42,13 +42,29 @@
 //! let mut tm = TransactionManager::open(bm, 0, &sb_metadata_sm_root[..])?;
 //! let mut data_sm = DiskSpaceMap::open(&mut tm, &sb_data_sm_root[..])?;
 //!
-//! // Abort: back to the last commit (the caller reloads its own roots).
+//! // Abort: back to the last durable commit (the caller reloads its own
+//! // roots; after a *failed* commit reopen the data sm from the superblock,
+//! // otherwise `data_sm.abort()` is enough).
 //! tm.abort()?;
 //! data_sm.abort();
+//!
+//! // Metadata low-water mark, polled after allocations:
+//! tm.set_metadata_threshold(threshold_blocks);
+//! if tm.take_threshold_event() { /* raise the dm event */ }
 //!
 //! // Non-blocking lookup (fails with Error::WouldBlock on a cache miss):
 //! let v = tree.lookup(&mut tm.non_blocking(), root, &[42])?;
 //! ```
+//!
+//! Locks are handles ([`block_manager::ReadLock`], [`block_manager::WriteLock`])
+//! that do not borrow the manager; release every one you take
+//! (`tm.bm().unlock(l)` / `unlock_write(l)`).
+//!
+//! Kernel constraints kept throughout: only `core` and the [`alloc`] seam,
+//! no `unsafe`, no panics on disk content or arguments (checked arithmetic,
+//! no `u128`/floats, bounds-checked access to disk-derived offsets), no
+//! block-sized buffers on the stack (the deepest nested path measured about
+//! 4 KiB of stack on the host, see `tests/pdata_stack.rs`).
 //!
 //! Value types with reference-counting hooks implement
 //! [`btree::ValueType`]; the hooks receive a caller context (for example
