@@ -6,10 +6,10 @@
 //! code tracks the recursion depth and queues the inner changes in a ring
 //! buffer. Here that is explicit:
 //!
-//! - a top-level operation builds a [`MetaEnv`]: the transaction core plus a
+//! - a top-level operation builds a `MetaEnv`: the transaction core plus a
 //!   *recursive allocator* that allocates blocks free in both the committed
 //!   and the current map and only *queues* their count changes
-//!   ([`PendingOps`]);
+//!   (`PendingOps`);
 //! - the low-level mutation runs inside that environment, then the queue is
 //!   drained (each queued change may queue more) before returning.
 //!
