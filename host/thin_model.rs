@@ -465,6 +465,17 @@ pub fn check_against<D: crate::pdata::block_device::BlockDevice>(
                 return Err(format!("dev {id} block {v} mapped but not in the model"));
             }
         }
+        for _ in 0..8 {
+            let begin = rng.below(md.mappings.keys().next_back().map_or(64, |h| h + 2));
+            let end = begin + rng.below(512);
+            let want = expected_range(md, begin, end);
+            let got = pmd.find_mapped_range(*id, begin, end).map_err(e)?;
+            if got != want {
+                return Err(format!(
+                    "dev {id}: find_mapped_range({begin}, {end}) = {got:?}, model {want:?}"
+                ));
+            }
+        }
         match (
             pmd.highest_mapped_block(*id).map_err(e)?,
             md.mappings.keys().next_back(),
@@ -551,4 +562,30 @@ pub fn dump_matches(d: &crate::thin_xml::XmlDump, s: &ModelState) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// What `find_mapped_range` must return for the model device `md`.
+fn expected_range(md: &ModelDevice, begin: u64, end: u64) -> Option<crate::metadata::MappedRange> {
+    let (&first, &(b0, t0)) = md.mappings.range(begin..).next()?;
+    if first >= end {
+        return None;
+    }
+    let shared = ModelState::shared(md, t0);
+    let mut cur = first + 1;
+    let mut pool_end = b0 + 1;
+    while cur < end {
+        match md.mappings.get(&cur) {
+            Some(&(b, t)) if b == pool_end && ModelState::shared(md, t) == shared => {
+                cur += 1;
+                pool_end += 1;
+            }
+            _ => break,
+        }
+    }
+    Some(crate::metadata::MappedRange {
+        thin_begin: first,
+        thin_end: cur,
+        pool_begin: b0,
+        maybe_shared: shared,
+    })
 }
