@@ -36,7 +36,7 @@ run_workload() { # run_workload TARGET WORKLOAD
         case $w in
             provision|overwrite|snapshot-cow) fio_iops /dev/mapper/bt randwrite 4k ;;
             randread) fill /dev/mapper/bt; fio_iops /dev/mapper/bt randread 4k ;;
-            discard) fill /dev/mapper/bt; fio_iops /dev/mapper/bt trim 64k --iodepth=1 ;;
+            discard) fill /dev/mapper/bt; fio_iops /dev/mapper/bt trim 64k --ioengine=psync --iodepth=1 ;;
         esac
         return
     fi
@@ -50,7 +50,7 @@ run_workload() { # run_workload TARGET WORKLOAD
             dmsetup suspend bt; dmsetup message /dev/mapper/bpool 0 "create_snap 2 1"; dmsetup resume bt
             dmsetup create bs --table "0 262144 $THIN_TARGET /dev/mapper/bpool 2"
             fio_iops /dev/mapper/bs randwrite 4k ;;
-        discard) fill /dev/mapper/bt; fio_iops /dev/mapper/bt trim 64k --iodepth=1 ;;
+        discard) fill /dev/mapper/bt; fio_iops /dev/mapper/bt trim 64k --ioengine=psync --iodepth=1 ;;
     esac
 }
 

@@ -53,8 +53,8 @@ pool_used_data() { pool_field "$1" 6 | cut -d/ -f1; }
 pool_total_data() { pool_field "$1" 6 | cut -d/ -f2; }
 thin_mapped_sectors() { dmsetup status "$1" | awk '{print $4}'; }
 thin_highest() { dmsetup status "$1" | awk '{print $5}'; }
-# Discarded sectors seen by a block device (field 10 of /sys/block/X/stat).
-discard_sectors() { awk '{print $10}' "/sys/dev/block/$(maj_min "$1")/stat"; }
+# Discarded sectors seen by a block device (field 14 of its stat file).
+discard_sectors() { awk '{print $14}' "/sys/dev/block/$(maj_min "$1")/stat"; }
 dm_sysname() { basename "$(readlink -f "/dev/mapper/$1")"; }
 
 # pattern SEED KIB: KIB KiB of reproducible data. A 4 KiB random base made
