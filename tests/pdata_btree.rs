@@ -255,3 +255,66 @@ fn multi_level_random_seed7() {
 fn multi_level_random_seed8() {
     run_multi(8, 30_000);
 }
+
+#[test]
+fn single_level_random_seed4_big() {
+    run_single(4, 80_000, 40_000);
+}
+
+#[test]
+fn three_levels_random() {
+    let mut rng = Rng::new(9);
+    let mut p = Pool::format(20_000, 1000);
+    let tree: Btree<U64Value> = Btree::new(3);
+    let root = tree.empty(&mut p.tm).unwrap();
+    p.roots.push(root);
+    p.commit();
+    let mut model: BTreeMap<(u64, u64, u64), u64> = BTreeMap::new();
+    let mut committed = model.clone();
+    for _ in 0..40_000 {
+        let root = p.roots[0];
+        let k = (rng.below(3), rng.below(4), rng.below(2000));
+        let keys = [k.0, k.1, k.2];
+        match rng.below(100) {
+            0..=54 => {
+                let v = rng.next();
+                p.roots[0] = tree.insert(&mut p.tm, &mut (), root, &keys, &v).unwrap();
+                model.insert(k, v);
+            }
+            55..=89 => {
+                let (nr, found) = tree.remove(&mut p.tm, &mut (), root, &keys).unwrap();
+                assert_eq!(found, model.remove(&k).is_some());
+                p.roots[0] = nr;
+            }
+            90..=96 => {
+                assert_eq!(
+                    tree.lookup(&mut p.tm, root, &keys).unwrap(),
+                    model.get(&k).copied()
+                );
+            }
+            97..=98 => {
+                p.commit();
+                committed = model.clone();
+            }
+            _ => {
+                p = p.crash_reopen();
+                model = committed.clone();
+            }
+        }
+    }
+    p.commit();
+    let root = p.roots[0];
+    let mut got = Vec::new();
+    tree.walk(&mut p.tm, root, |k, v| {
+        got.push(((k[0], k[1], k[2]), *v));
+        Ok(())
+    })
+    .unwrap();
+    let want: Vec<((u64, u64, u64), u64)> = model.iter().map(|(k, v)| (*k, *v)).collect();
+    assert_eq!(got, want);
+    check_ref_counts(&mut p, &[(root, 3, 8)]);
+    tree.del(&mut p.tm, &mut (), root).unwrap();
+    p.roots.clear();
+    p.commit();
+    check_ref_counts(&mut p, &[]);
+}
