@@ -208,6 +208,8 @@ fn random_damage_never_panics() {
         if round % 3 == 0 {
             let _ = tree.del(&mut tm, &mut (), r);
         }
+        // Error paths release what they locked.
+        assert_eq!(tm.bm_ref().nr_locks(), 0, "round {round}: leaked locks");
         // Whatever happened, abort must bring the transaction back.
         tm.abort().unwrap();
         assert_eq!(tm.bm_ref().nr_locks(), 0);
@@ -299,6 +301,7 @@ fn random_space_map_damage_never_panics() {
         });
         let _ = tm.nr_free();
         let _ = data_sm.nr_free();
+        assert_eq!(tm.bm_ref().nr_locks(), 0, "round {round}: leaked locks");
         if round % 2 == 0 {
             tm.abort().unwrap_or(());
         }
