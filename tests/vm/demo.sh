@@ -27,7 +27,7 @@ step dmsetup message /dev/mapper/pool 0 "create_thin 1" || exit 1
 step dmsetup create thin1 --table "0 524288 $THIN_TARGET /dev/mapper/pool 1" || exit 1
 step mkfs.ext4 -q -E lazy_itable_init=1,lazy_journal_init=1 /dev/mapper/thin1 || exit 1
 mkdir -p /mnt/thin1
-step mount -o discard /dev/mapper/thin1 /mnt/thin1 || exit 1
+step mount -o discard,noinit_itable /dev/mapper/thin1 /mnt/thin1 || exit 1
 step dd if=/dev/urandom of=/mnt/thin1/file bs=1M count=16 conv=fsync
 step sha256sum /mnt/thin1/file
 step dmsetup status pool
@@ -50,5 +50,5 @@ step dmsetup table pool
 step dmsetup remove thin1
 step dmsetup remove pool
 step thin_check $META
-step thin_ls --metadata-snap $META 2>/dev/null || true
+step thin_ls $META
 step sh /tests/load.sh unload-c
