@@ -152,11 +152,13 @@ fn dump_to<W: Write>(
 ) -> Result<(), String> {
     let info = pmd.superblock_info();
     let sb = XmlSuperblock {
+        // thin_dump 0.9.0 prints an empty uuid whatever the superblock
+        // holds (checked with a thin_restore'd uuid), and so does this.
         uuid: String::new(),
         time: info.time as u64,
         transaction: info.trans_id,
         flags: info.flags,
-        version: 2,
+        version: info.version,
         data_block_size: info.data_block_size,
         nr_data_blocks: pmd.data_dev_size().map_err(|e| format!("{e:?}"))?,
         metadata_snap: if info.held_root != 0 {

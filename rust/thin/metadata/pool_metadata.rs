@@ -75,6 +75,10 @@ pub struct PoolMetadata<D: BlockDevice> {
     /// Registered low-water mark of free metadata blocks, re-applied to
     /// the new space map after an abort.
     pub(super) metadata_threshold: Option<u64>,
+    /// Superblock format version (read-only here).
+    pub(super) version: u32,
+    /// Superblock uuid (zero in pools the kernel makes; read-only here).
+    pub(super) uuid: [u8; 16],
 }
 
 fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
@@ -134,6 +138,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
             data_nr_blocks_pending: None,
             generation: 0,
             metadata_threshold: None,
+            version: THIN_VERSION,
+            uuid: [0; 16],
         };
         if unformatted {
             if !format_device {
@@ -231,6 +237,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
         self.trans_id = sb.trans_id;
         self.flags = sb.flags;
         self.data_block_size = sb.data_block_size;
+        self.version = sb.version;
+        self.uuid = sb.uuid;
         Ok(())
     }
 
@@ -912,6 +920,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
             flags: self.flags,
             data_block_size: self.data_block_size,
             held_root: self.held_root,
+            version: self.version,
+            uuid: self.uuid,
         }
     }
 }
@@ -929,6 +939,10 @@ pub struct SuperblockInfo {
     pub data_block_size: u32,
     /// Metadata snapshot root, 0 if none.
     pub held_root: u64,
+    /// Format version.
+    pub version: u32,
+    /// The uuid bytes (zero unless a tool set them).
+    pub uuid: [u8; 16],
 }
 
 fn lock_superblock_at<D: BlockDevice>(
