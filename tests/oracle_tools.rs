@@ -315,6 +315,8 @@ fn generated_xml(rng: &mut Rng) -> XmlDump {
     assert!(next_data < nr_data_blocks);
     XmlDump {
         superblock: XmlSuperblock {
+            // Stored by thin_restore, never printed by thin_dump 0.9.0.
+            uuid: "generated".into(),
             time: 5,
             transaction: 9,
             version: 2,
