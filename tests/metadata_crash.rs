@@ -259,3 +259,53 @@ fn failed_commit_then_abort_recovers() {
     write_image(&pmd.into_device().unwrap(), &img);
     assert_checks(&img);
 }
+
+#[test]
+fn metadata_device_full_fails_cleanly_and_aborts() {
+    // A tiny metadata device: provisioning runs it out of blocks. The
+    // failing operation must return an error (no panic), abort must bring
+    // back the last commit, and the image must still pass the checkers.
+    let blocks = 96;
+    let mut pmd = PoolMetadata::open(RamDisk::new(blocks), 128, true).unwrap();
+    pmd.resize_data_dev(1_000_000).unwrap();
+    pmd.create_thin(1).unwrap();
+    pmd.commit().unwrap();
+    let mut committed = 0u64;
+    let mut v = 0u64;
+    let err = loop {
+        let r = pmd.alloc_data_block().and_then(|b| match b {
+            Some(b) => pmd.insert_block(1, v * 5, b),
+            None => panic!("data space cannot run out first"),
+        });
+        if let Err(e) = r {
+            break e;
+        }
+        v += 1;
+        if v % 500 == 0 {
+            if let Err(e) = pmd.commit() {
+                break e;
+            }
+            committed = v;
+        }
+        assert!(v < 10_000_000, "metadata never ran out");
+    };
+    eprintln!("metadata full after {v} mappings ({committed} committed): {err:?}");
+    pmd.abort().unwrap();
+    assert_eq!(pmd.mapped_count(1).unwrap(), committed);
+    for k in (0..committed).step_by(97) {
+        assert!(pmd.find_block(1, k * 5, true).unwrap().is_some());
+    }
+    // Freeing space makes room again.
+    pmd.remove_range(1, 0, committed * 5 / 2).unwrap();
+    pmd.commit().unwrap();
+    pmd.close().unwrap();
+    let dev = pmd.into_device().unwrap();
+    let dir = scratch("metadata-full");
+    let img = dir.join("meta.img");
+    let mut raw = Vec::new();
+    for b in 0..blocks {
+        raw.extend_from_slice(&dev.block(b));
+    }
+    std::fs::write(&img, raw).unwrap();
+    assert_checks(&img);
+}
