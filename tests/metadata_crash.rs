@@ -281,7 +281,7 @@ fn metadata_device_full_fails_cleanly_and_aborts() {
             break e;
         }
         v += 1;
-        if v % 500 == 0 {
+        if v.is_multiple_of(500) {
             if let Err(e) = pmd.commit() {
                 break e;
             }
