@@ -133,6 +133,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
         block: u64,
         can_issue_io: bool,
     ) -> Result<Option<LookupResult>> {
+        // A device not held open may need its details read: not in map().
+        if !can_issue_io && !self.devices.iter().any(|td| td.id == dev) {
+            return Err(Error::WouldBlock);
+        }
         let i = self.device_index(dev)?;
         let (root, generation) = (self.root, self.generation);
         let cached = match self.devices.get(i) {
