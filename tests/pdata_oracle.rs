@@ -85,6 +85,19 @@ fn metadata_growth_across_bitmaps_passes_thin_check() {
         provision(&mut p, 3, v);
     }
     p.commit().unwrap();
+    // Many small thins (one leaf each) push metadata use past the first
+    // bitmap, so blocks of the grown area are really allocated.
+    let used0 = p.metadata_dev_size().unwrap() - p.free_metadata_blocks().unwrap();
+    for dev in 10..18_010u64 {
+        p.create_thin(dev).unwrap();
+        provision(&mut p, dev, dev);
+        if dev % 4000 == 0 {
+            p.commit().unwrap();
+        }
+    }
+    p.commit().unwrap();
+    let used = p.metadata_dev_size().unwrap() - p.free_metadata_blocks().unwrap();
+    assert!(used > 16_320 + 500, "metadata used {used0} -> {used}");
     p.close().unwrap();
     drop(p);
     assert_checks(&img);
