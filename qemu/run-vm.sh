@@ -40,14 +40,14 @@ fi
 accel=(-cpu max)
 if [ -w /dev/kvm ] && [ -z "${VM_NO_KVM:-}" ]; then
     : > "$log"
-    timeout 30 "${qemu[@]}" -enable-kvm -cpu host -serial "file:$log.kvm" >/dev/null 2>&1 &
+    ( exec timeout 30 "${qemu[@]}" -enable-kvm -cpu host -serial "file:$log.kvm" ) >/dev/null 2>&1 &
     pid=$!
     for _ in $(seq 30); do
         grep -q VM-BOOTED "$log.kvm" 2>/dev/null && break
         kill -0 $pid 2>/dev/null || break
         sleep 1
     done
-    kill $pid 2>/dev/null; wait $pid 2>/dev/null
+    kill $pid 2>/dev/null; wait $pid 2>/dev/null || true
     if grep -q VM-BOOTED "$log.kvm" 2>/dev/null; then
         accel=(-enable-kvm -cpu host)
         echo "[vm] KVM works here"
