@@ -1,7 +1,7 @@
 //! Bios as a target sees them in `map` and `end_io`.
 
-use crate::bindings;
 use super::device::DmDev;
+use crate::bindings;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
@@ -135,7 +135,10 @@ impl<P> Bio<P> {
     pub fn data(&mut self) -> &mut P {
         // SAFETY: by the type invariant the per-bio area holds an initialised
         // `P`, and `&mut self` makes this the only reference to it.
-        unsafe { &mut *bindings::dm_per_bio_data(self.raw.as_ptr(), core::mem::size_of::<P>()).cast::<P>() }
+        unsafe {
+            &mut *bindings::dm_per_bio_data(self.raw.as_ptr(), core::mem::size_of::<P>())
+                .cast::<P>()
+        }
     }
 
     /// Points the bio at `dev`, starting at `sector`.

@@ -27,7 +27,8 @@ pub struct DevT(pub(crate) bindings::dev_t);
 impl fmt::Display for DevT {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // SAFETY: pure arithmetic on a value.
-        let (major, minor) = unsafe { (bindings::dmrs_major(self.0), bindings::dmrs_minor(self.0)) };
+        let (major, minor) =
+            unsafe { (bindings::dmrs_major(self.0), bindings::dmrs_minor(self.0)) };
         write!(f, "{}:{}", major, minor)
     }
 }
@@ -63,7 +64,8 @@ impl DmDev {
         let mut dev: *mut bindings::dm_dev = core::ptr::null_mut();
         // SAFETY: `ti` is valid (caller), `path` is NUL-terminated, `dev` is
         // a valid out-pointer.
-        let r = unsafe { bindings::dm_get_device(ti.as_ptr(), path.as_ptr().cast(), mode.0, &mut dev) };
+        let r =
+            unsafe { bindings::dm_get_device(ti.as_ptr(), path.as_ptr().cast(), mode.0, &mut dev) };
         if r != 0 {
             return Err(kernel::error::Error::from_errno(r));
         }

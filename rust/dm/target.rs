@@ -304,7 +304,10 @@ unsafe extern "C" fn dtr<T: Target>(ti: *mut bindings::dm_target) {
     drop(b);
 }
 
-unsafe extern "C" fn map<T: Target>(ti: *mut bindings::dm_target, bio: *mut bindings::bio) -> c_int {
+unsafe extern "C" fn map<T: Target>(
+    ti: *mut bindings::dm_target,
+    bio: *mut bindings::bio,
+) -> c_int {
     // SAFETY: a constructed target.
     let t = unsafe { target::<T>(ti) };
     let Some(raw) = NonNull::new(bio) else {
@@ -440,7 +443,10 @@ unsafe extern "C" fn iterate_devices<T: Target>(
     t.iterate_devices(&mut visit)
 }
 
-unsafe extern "C" fn io_hints<T: Target>(ti: *mut bindings::dm_target, limits: *mut bindings::queue_limits) {
+unsafe extern "C" fn io_hints<T: Target>(
+    ti: *mut bindings::dm_target,
+    limits: *mut bindings::queue_limits,
+) {
     // SAFETY: a constructed target.
     let t = unsafe { target::<T>(ti) };
     if limits.is_null() {

@@ -2,7 +2,9 @@
 //! pool that owns the metadata and the data device.
 
 use super::table_line::{self, msg, PoolFeatures};
-use crate::dm::{Args, Bio, CtrError, DmDev, MapResult, Mode, StatusType, StatusWriter, Target, TargetCtx};
+use crate::dm::{
+    Args, Bio, CtrError, DmDev, MapResult, Mode, StatusType, StatusWriter, Target, TargetCtx,
+};
 use core::fmt::Write;
 
 /// `ti->error` while the pool engine (the I/O-path issue) is not built: the
@@ -32,7 +34,8 @@ impl PoolTarget {
 }
 
 fn arg<'a>(args: &Args<'a>, i: usize) -> Result<&'a core::ffi::CStr, CtrError> {
-    args.get_cstr(i).ok_or(CtrError::inval(msg::INVALID_ARGUMENT_COUNT))
+    args.get_cstr(i)
+        .ok_or(CtrError::inval(msg::INVALID_ARGUMENT_COUNT))
 }
 
 impl Target for PoolTarget {
@@ -55,10 +58,12 @@ impl Target for PoolTarget {
         } else {
             Mode::READ_WRITE
         };
-        let metadata_dev = ctx.get_device(meta_path, meta_mode).map_err(|err| CtrError {
-            msg: msg::METADATA_DEV,
-            err,
-        })?;
+        let metadata_dev = ctx
+            .get_device(meta_path, meta_mode)
+            .map_err(|err| CtrError {
+                msg: msg::METADATA_DEV,
+                err,
+            })?;
         let data_dev = ctx
             .get_device(data_path, Mode::READ_WRITE)
             .map_err(|err| CtrError {

@@ -115,9 +115,9 @@ fn scan_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let v = s
-        .iter()
-        .fold(0u64, |v, &c| v.wrapping_mul(10).wrapping_add(u64::from(c - b'0')));
+    let v = s.iter().fold(0u64, |v, &c| {
+        v.wrapping_mul(10).wrapping_add(u64::from(c - b'0'))
+    });
     Some(v as u32)
 }
 
@@ -159,7 +159,8 @@ pub fn parse_pool_features<'a>(
 pub fn parse_block_size(s: &[u8]) -> Result<u32, &'static CStr> {
     match kstrtoull(s) {
         Some(bs)
-            if (DATA_DEV_BLOCK_SIZE_MIN_SECTORS..=DATA_DEV_BLOCK_SIZE_MAX_SECTORS).contains(&bs)
+            if (DATA_DEV_BLOCK_SIZE_MIN_SECTORS..=DATA_DEV_BLOCK_SIZE_MAX_SECTORS)
+                .contains(&bs)
                 && bs & (DATA_DEV_BLOCK_SIZE_MIN_SECTORS - 1) == 0 =>
         {
             Ok(bs as u32)
