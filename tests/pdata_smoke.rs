@@ -98,3 +98,21 @@ fn non_blocking_lookup_would_block_on_cold_cache() {
     );
     assert_eq!(tm.bm_ref().device().counts().reads, reads);
 }
+
+#[test]
+fn stale_lock_handles_never_alias() {
+    use dm_thin_host::pdata::error::Error;
+    let mut bm = BlockManager::new(RamDisk::new(64), 16).unwrap();
+    let a = bm.write_lock_zero(3, &NOOP_VALIDATOR).unwrap();
+    // A recovery path drops every lock; a new lock may reuse the slot.
+    bm.force_unlock_all();
+    let b = bm.write_lock_zero(3, &NOOP_VALIDATOR).unwrap();
+    assert_eq!(bm.data_mut2(&a, &b).err(), Some(Error::Busy));
+    let c = bm.write_lock_zero(4, &NOOP_VALIDATOR).unwrap();
+    let (x, y) = bm.data_mut2(&b, &c).unwrap();
+    x[0] = 1;
+    y[0] = 2;
+    assert_eq!(bm.data_mut3(&a, &b, &c).err(), Some(Error::Busy));
+    bm.unlock_write(b);
+    bm.unlock_write(c);
+}

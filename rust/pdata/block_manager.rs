@@ -485,28 +485,18 @@ impl<D: BlockDevice> BlockManager<D> {
         &mut self.slots[l.slot as usize].data
     }
 
-    /// Two write-locked blocks at once (distinct by construction).
-    pub fn data_mut2(&mut self, a: &WriteLock, b: &WriteLock) -> (&mut [u8], &mut [u8]) {
-        let (ia, ib) = (a.slot as usize, b.slot as usize);
-        if ia < ib {
-            let (lo, hi) = self.slots.split_at_mut(ib);
-            (&mut lo[ia].data, &mut hi[0].data)
-        } else {
-            let (lo, hi) = self.slots.split_at_mut(ia);
-            (&mut hi[0].data, &mut lo[ib].data)
-        }
+    /// Two write-locked blocks at once. Locks are distinct by construction;
+    /// handles kept across [`Self::force_unlock_all`] might not be, which
+    /// gives `Err(Busy)` rather than two references to one buffer.
+    pub fn data_mut2(&mut self, a: &WriteLock, b: &WriteLock) -> Result<(&mut [u8], &mut [u8])> {
+        let [x, y] = self.slots_mut([a.slot as usize, b.slot as usize])?;
+        Ok((x, y))
     }
 
     /// A read-locked block and a write-locked block at once.
-    pub fn data_rw(&mut self, r: &ReadLock, w: &WriteLock) -> (&[u8], &mut [u8]) {
-        let (ir, iw) = (r.slot as usize, w.slot as usize);
-        if ir < iw {
-            let (lo, hi) = self.slots.split_at_mut(iw);
-            (&lo[ir].data, &mut hi[0].data)
-        } else {
-            let (lo, hi) = self.slots.split_at_mut(ir);
-            (&hi[0].data, &mut lo[iw].data)
-        }
+    pub fn data_rw(&mut self, r: &ReadLock, w: &WriteLock) -> Result<(&[u8], &mut [u8])> {
+        let [x, y] = self.slots_mut([r.slot as usize, w.slot as usize])?;
+        Ok((x, y))
     }
 
     /// Three write-locked blocks at once.
@@ -515,50 +505,38 @@ impl<D: BlockDevice> BlockManager<D> {
         a: &WriteLock,
         b: &WriteLock,
         c: &WriteLock,
-    ) -> (&mut [u8], &mut [u8], &mut [u8]) {
-        let idx = [a.slot as usize, b.slot as usize, c.slot as usize];
-        let mut out: [Option<&mut [u8]>; 3] = [None, None, None];
-        // Walk the slots once, handing out each wanted one (no unsafe needed).
-        let max = idx[0].max(idx[1]).max(idx[2]);
-        for (i, s) in self.slots.iter_mut().enumerate().take(max + 1) {
-            if let Some(k) = idx.iter().position(|&x| x == i) {
-                out[k] = Some(&mut s.data);
-            }
-        }
-        let [x, y, z] = out;
-        match (x, y, z) {
-            (Some(x), Some(y), Some(z)) => (x, y, z),
-            // Locks are distinct slots by construction; this cannot happen.
-            _ => unreachable!("data_mut3: overlapping write locks"),
-        }
+    ) -> Result<(&mut [u8], &mut [u8], &mut [u8])> {
+        let [x, y, z] = self.slots_mut([a.slot as usize, b.slot as usize, c.slot as usize])?;
+        Ok((x, y, z))
     }
 
-    /// Four write-locked blocks at once.
-    pub fn data_mut4(
-        &mut self,
-        a: &WriteLock,
-        b: &WriteLock,
-        c: &WriteLock,
-        d: &WriteLock,
-    ) -> [&mut [u8]; 4] {
-        let idx = [
-            a.slot as usize,
-            b.slot as usize,
-            c.slot as usize,
-            d.slot as usize,
-        ];
-        let mut out: [Option<&mut [u8]>; 4] = [None, None, None, None];
-        let max = idx.iter().copied().max().unwrap_or(0);
-        for (i, s) in self.slots.iter_mut().enumerate().take(max + 1) {
-            if let Some(k) = idx.iter().position(|&x| x == i) {
-                out[k] = Some(&mut s.data);
+    /// The buffers of `N` distinct slots, mutably (`Err(Busy)` if two are
+    /// the same slot or one is out of range).
+    fn slots_mut<const N: usize>(&mut self, idx: [usize; N]) -> Result<[&mut [u8]; N]> {
+        for (k, a) in idx.iter().enumerate() {
+            if idx[..k].contains(a) || *a >= self.slots.len() {
+                return Err(Error::Busy);
             }
         }
-        let [w, x, y, z] = out;
-        match (w, x, y, z) {
-            (Some(w), Some(x), Some(y), Some(z)) => [w, x, y, z],
-            _ => unreachable!("data_mut4: overlapping write locks"),
+        let mut out: [Option<&mut [u8]>; N] = [const { None }; N];
+        let mut rest: &mut [Slot] = &mut self.slots;
+        let mut base = 0usize;
+        // Hand out the wanted slots in increasing order by splitting.
+        let mut order = idx;
+        order.sort_unstable();
+        for want in order {
+            let (_, tail) = core::mem::take(&mut rest).split_at_mut(want - base);
+            let (first, tail) = tail.split_first_mut().ok_or(Error::Busy)?;
+            if let Some(k) = idx.iter().position(|&x| x == want) {
+                out[k] = Some(&mut first.data);
+            }
+            rest = tail;
+            base = want + 1;
         }
+        if out.iter().any(Option::is_none) {
+            return Err(Error::Busy);
+        }
+        Ok(out.map(Option::unwrap_or_default))
     }
 
     /// Number of locks currently held (for debugging and commit checks).

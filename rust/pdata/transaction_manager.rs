@@ -243,7 +243,7 @@ impl<D: BlockDevice> TmCore<D> {
             }
         };
         {
-            let (src, dst) = self.bm.data_rw(&r, &w);
+            let (src, dst) = self.bm.data_rw(&r, &w)?;
             dst.copy_from_slice(src);
         }
         self.bm.unlock(r);

@@ -155,7 +155,7 @@ fn split_beneath<T: Transaction>(tm: &mut T, s: &mut ShadowSpine) -> Result<()> 
     };
     let (ll, rl) = (left.location(), right.location());
     let r = (|| -> Result<()> {
-        let (p, l, r) = tm.bm().data_mut3(pn, &left, &right);
+        let (p, l, r) = tm.bm().data_mut3(pn, &left, &right)?;
         let mut p = NodeMut::new(p)?;
         let mut l = NodeMut::new(l)?;
         let mut r = NodeMut::new(r)?;
@@ -197,7 +197,7 @@ fn rebalance_left<V: ValueType, T: Transaction>(
 ) -> Result<()> {
     let sib = shadow_child::<V, T>(tm, ctx, s.parent()?, pi - 1, kind)?;
     let r = (|| -> Result<u64> {
-        let (l, r) = tm.bm().data_mut2(&sib, s.current()?);
+        let (l, r) = tm.bm().data_mut2(&sib, s.current()?)?;
         let mut l = NodeMut::new(l)?;
         let mut r = NodeMut::new(r)?;
         redistribute2(&mut l, &mut r)?;
@@ -236,7 +236,7 @@ fn rebalance_right<V: ValueType, T: Transaction>(
 ) -> Result<()> {
     let sib = shadow_child::<V, T>(tm, ctx, s.parent()?, pi + 1, kind)?;
     let r = (|| -> Result<u64> {
-        let (l, r) = tm.bm().data_mut2(s.current()?, &sib);
+        let (l, r) = tm.bm().data_mut2(s.current()?, &sib)?;
         let mut l = NodeMut::new(l)?;
         let mut r = NodeMut::new(r)?;
         redistribute2(&mut l, &mut r)?;
@@ -274,7 +274,7 @@ fn split_one_into_two<T: Transaction>(
     let right = new_sibling(tm, s.current()?)?;
     let rloc = right.location();
     let r = (|| -> Result<u64> {
-        let (l, r) = tm.bm().data_mut2(s.current()?, &right);
+        let (l, r) = tm.bm().data_mut2(s.current()?, &right)?;
         let mut l = NodeMut::new(l)?;
         let mut r = NodeMut::new(r)?;
         redistribute2(&mut l, &mut r)?;
@@ -337,7 +337,7 @@ fn split_two_into_three<V: ValueType, T: Transaction>(
         } else {
             (&sib, cur)
         };
-        let (l, m, r) = tm.bm().data_mut3(left, &middle, right);
+        let (l, m, r) = tm.bm().data_mut3(left, &middle, right)?;
         let mut l = NodeMut::new(l)?;
         let mut m = NodeMut::new(m)?;
         let mut r = NodeMut::new(r)?;

@@ -123,7 +123,7 @@ fn rebalance2_inner<T: Transaction>(
         Shifted(u64),
     }
     let out = {
-        let (ld, rd) = tm.bm().data_mut2(&l.lock, &r.lock);
+        let (ld, rd) = tm.bm().data_mut2(&l.lock, &r.lock)?;
         let mut left = NodeMut::new(ld)?;
         let mut right = NodeMut::new(rd)?;
         let nr_left = left.nr_entries();
@@ -189,7 +189,7 @@ fn delete_center_node<T: Transaction>(
     r: &mut Child,
 ) -> Result<()> {
     let rk0 = {
-        let (ld, cd, rd) = tm.bm().data_mut3(&l.lock, &c.lock, &r.lock);
+        let (ld, cd, rd) = tm.bm().data_mut3(&l.lock, &c.lock, &r.lock)?;
         let mut left = NodeMut::new(ld)?;
         let mut center = NodeMut::new(cd)?;
         let mut right = NodeMut::new(rd)?;
@@ -230,7 +230,7 @@ fn redistribute3<T: Transaction>(
     r: &Child,
 ) -> Result<()> {
     let (ck0, rk0) = {
-        let (ld, cd, rd) = tm.bm().data_mut3(&l.lock, &c.lock, &r.lock);
+        let (ld, cd, rd) = tm.bm().data_mut3(&l.lock, &c.lock, &r.lock)?;
         let mut left = NodeMut::new(ld)?;
         let mut center = NodeMut::new(cd)?;
         let mut right = NodeMut::new(rd)?;
@@ -361,7 +361,7 @@ fn rebalance_children<V: ValueType, T: Transaction>(
         }
         {
             let cur = s.current()?;
-            let (src, dst) = tm.bm().data_rw(&child, cur);
+            let (src, dst) = tm.bm().data_rw(&child, cur)?;
             dst.copy_from_slice(src);
         }
         tm.bm().unlock(child);
