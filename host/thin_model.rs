@@ -298,6 +298,8 @@ pub struct OpMix {
     pub commit_pct: u64,
     /// Percent of operations that are `abort`.
     pub abort_pct: u64,
+    /// Whether whole devices get deleted (off: trees grow deep).
+    pub deletes: bool,
 }
 
 impl Default for OpMix {
@@ -307,6 +309,7 @@ impl Default for OpMix {
             vblocks: 4000,
             commit_pct: 2,
             abort_pct: 1,
+            deletes: true,
         }
     }
 }
@@ -372,7 +375,8 @@ pub fn random_op(rng: &mut Rng, m: &Model, mix: &OpMix) -> Op {
         }
         895..=912 => Op::CreateThin(rng.below(mix.max_devices)),
         913..=930 => Op::CreateSnap(rng.below(mix.max_devices), pick_dev(rng)),
-        931..=934 => Op::Delete(pick_dev(rng)),
+        931..=934 if mix.deletes => Op::Delete(pick_dev(rng)),
+        931..=934 => Op::Provision(pick_dev(rng), rng.below(mix.vblocks)),
         935..=954 => {
             let old = if rng.chance(80) {
                 s.trans_id

@@ -32,6 +32,7 @@ fn build() -> (RamDisk, Model) {
         vblocks: 5_000,
         commit_pct: 1,
         abort_pct: 0,
+        deletes: true,
     };
     for _ in 0..3000 {
         let op = random_op(&mut rng, &model, &mix);

@@ -71,6 +71,7 @@ fn cut_anywhere_reopens_at_last_commit() {
         vblocks: 3000,
         commit_pct: 0,
         abort_pct: 0,
+        deletes: true,
     };
 
     // A committed starting point.
@@ -197,6 +198,7 @@ fn failed_commit_then_abort_recovers() {
         vblocks: 2000,
         commit_pct: 0,
         abort_pct: 0,
+        deletes: true,
     };
     let mut pmd = PoolMetadata::open(RamDisk::new(META_BLOCKS), 128, true).unwrap();
     pmd.resize_data_dev(NR_DATA).unwrap();

@@ -76,12 +76,12 @@ fn run(seed: u64, nr_ops: u64, mix: OpMix) {
 
 #[test]
 fn model_seed_1() {
-    run(1, 40_000, OpMix::default());
+    run(1, 80_000, OpMix::default());
 }
 
 #[test]
 fn model_seed_2() {
-    run(2, 40_000, OpMix::default());
+    run(2, 80_000, OpMix::default());
 }
 
 #[test]
@@ -89,12 +89,13 @@ fn model_seed_3_dense() {
     // Few virtual blocks: lots of overwrites, sharing and removals.
     run(
         3,
-        30_000,
+        60_000,
         OpMix {
             max_devices: 4,
             vblocks: 300,
             commit_pct: 5,
             abort_pct: 2,
+            deletes: true,
         },
     );
 }
@@ -103,12 +104,13 @@ fn model_seed_3_dense() {
 fn model_seed_4_many_devices() {
     run(
         4,
-        30_000,
+        60_000,
         OpMix {
             max_devices: 40,
             vblocks: 2000,
             commit_pct: 1,
             abort_pct: 1,
+            deletes: true,
         },
     );
 }
@@ -118,12 +120,13 @@ fn model_seed_5_growth() {
     // No aborts, rare commits: trees several levels deep.
     run(
         5,
-        40_000,
+        80_000,
         OpMix {
             max_devices: 8,
             vblocks: 50_000,
             commit_pct: 1,
             abort_pct: 0,
+            deletes: false,
         },
     );
 }

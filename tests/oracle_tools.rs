@@ -150,6 +150,7 @@ fn model_images_pass_checks_and_dump_matches() {
         vblocks: 20_000,
         commit_pct: 1,
         abort_pct: 1,
+        deletes: true,
     };
     model_on_image(&img, Model::new(30_000), 11, 6, 4000, mix);
 }
@@ -360,6 +361,7 @@ fn restored_images_are_read_modified_and_pass() {
         vblocks: 1_200_000,
         commit_pct: 1,
         abort_pct: 1,
+        deletes: true,
     };
     model_on_image(&img, model, 5, 3, 3000, mix);
 }
@@ -370,7 +372,20 @@ fn needs_check_flag_shows_in_dumps() {
     let img = dir.join("meta.img");
     zero_image(&img, 1024);
     let p = img.to_str().unwrap();
-    assert!(thinmeta(&["format", p, "--data-blocks", "1000", "--data-block-size", "1024"], None).0);
+    assert!(
+        thinmeta(
+            &[
+                "format",
+                p,
+                "--data-blocks",
+                "1000",
+                "--data-block-size",
+                "1024"
+            ],
+            None
+        )
+        .0
+    );
     assert!(thinmeta(&["apply", p], Some("create_thin 4\nprovision 4 1\n")).0);
     let mut pmd = open(&img);
     pmd.set_needs_check().unwrap();
