@@ -1,6 +1,6 @@
 //! Thin provisioning: the metadata API and the `thin-pool` and `thin` targets.
 
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 pub mod metadata;
 mod pool_target;
 pub mod table_line;
