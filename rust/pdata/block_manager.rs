@@ -472,17 +472,22 @@ impl<D: BlockDevice> BlockManager<D> {
 
     /// The data of a read-locked block.
     pub fn data(&self, l: &ReadLock) -> &[u8] {
-        &self.slots[l.slot as usize].data
+        // A handle always names an existing slot of this manager; a foreign
+        // one gets an empty buffer (which no node or bitmap view accepts).
+        self.slots.get(l.slot as usize).map_or(&[], |s| &s.data)
     }
 
     /// The data of a write-locked block, read-only.
     pub fn data_w(&self, l: &WriteLock) -> &[u8] {
-        &self.slots[l.slot as usize].data
+        self.slots.get(l.slot as usize).map_or(&[], |s| &s.data)
     }
 
     /// The data of a write-locked block.
     pub fn data_mut(&mut self, l: &WriteLock) -> &mut [u8] {
-        &mut self.slots[l.slot as usize].data
+        match self.slots.get_mut(l.slot as usize) {
+            Some(s) => &mut s.data,
+            None => &mut [],
+        }
     }
 
     /// Two write-locked blocks at once. Locks are distinct by construction;
