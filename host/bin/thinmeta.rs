@@ -7,6 +7,12 @@
 //! thinmeta dump IMAGE                (thin_dump 0.9.0 XML)
 //! thinmeta bench
 //! ```
+//!
+//! `apply` runs one operation per line (see `thin_script`); a script that
+//! runs to its end is committed, as closing the pool commits. A bad line or
+//! a failing operation stops it with the line number and a non-zero exit,
+//! keeping only what earlier `commit` lines (and `resize_data`,
+//! `reserve_metadata_snap`, which commit) made durable.
 
 use std::io::{BufRead, BufWriter, Write};
 use std::path::Path;
