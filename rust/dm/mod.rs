@@ -22,4 +22,4 @@ pub use device::{DevT, DmDev, MappedDevice, Mode};
 pub use limits::QueueLimits;
 pub use params::{pool_target_name, thin_target_name};
 pub use status::{StatusType, StatusWriter};
-pub use target::{CtrError, EndIo, MapResult, Target, TargetCtx, TargetType};
+pub use target::{CtrError, EndIo, MapResult, TableEvent, Target, TargetCtx, TargetType};

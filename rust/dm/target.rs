@@ -138,6 +138,14 @@ impl TargetCtx<'_> {
         Mode(unsafe { bindings::dm_table_get_mode(table) })
     }
 
+    /// A handle that raises table events for this target's table.
+    pub fn table_event(&mut self) -> Result<TableEvent> {
+        let table = NonNull::new(self.ti().table).ok_or(code::EINVAL)?;
+        // INVARIANT: the table of the target under construction; the caller
+        // keeps the handle in the target object.
+        Ok(TableEvent { table })
+    }
+
     /// Length of the target in sectors.
     pub fn len(&mut self) -> u64 {
         self.ti().len
@@ -181,6 +189,32 @@ impl TargetCtx<'_> {
     /// The target accounts remapped I/O itself.
     pub fn set_accounts_remapped_io(&mut self, v: bool) {
         self.ti().set_accounts_remapped_io(v);
+    }
+}
+
+/// Raises device-mapper table events (`dm_table_event`) for the target that
+/// created it, e.g. when a pool reaches its low water mark or changes mode.
+///
+/// Created in the constructor and kept in the target object, so it never
+/// outlives the target's table.
+pub struct TableEvent {
+    // INVARIANT: `table` is the table of the target that created this handle;
+    // the handle lives inside that target object, dropped in dtr before the
+    // table is destroyed.
+    table: NonNull<bindings::dm_table>,
+}
+
+// SAFETY: dm_table_event may be called from any context that may sleep, on
+// any thread, while the table lives.
+unsafe impl Send for TableEvent {}
+// SAFETY: `trigger` takes `&self` and dm_table_event does its own locking.
+unsafe impl Sync for TableEvent {}
+
+impl TableEvent {
+    /// Signals a table event to userspace (`dmsetup wait`, lvm's monitor).
+    pub fn trigger(&self) {
+        // SAFETY: the table outlives the handle (type invariant).
+        unsafe { bindings::dm_table_event(self.table.as_ptr()) };
     }
 }
 
