@@ -62,10 +62,10 @@ impl DmDev {
         mode: Mode,
     ) -> Result<Self, kernel::error::Error> {
         let mut dev: *mut bindings::dm_dev = core::ptr::null_mut();
+        let (ti_ptr, path_ptr) = (ti.as_ptr(), path.as_ptr().cast());
         // SAFETY: `ti` is valid (caller), `path` is NUL-terminated, `dev` is
         // a valid out-pointer.
-        let r =
-            unsafe { bindings::dm_get_device(ti.as_ptr(), path.as_ptr().cast(), mode.0, &mut dev) };
+        let r = unsafe { bindings::dm_get_device(ti_ptr, path_ptr, mode.0, &mut dev) };
         if r != 0 {
             return Err(kernel::error::Error::from_errno(r));
         }
