@@ -61,7 +61,7 @@
 //! (`tm.bm().unlock(l)` / `unlock_write(l)`).
 //!
 //! Kernel constraints kept throughout: only `core` and the [`alloc`] seam,
-//! no `unsafe`, no panics on disk content or arguments (checked arithmetic,
+//! no FFI or raw pointers, no panics on disk content or arguments (checked arithmetic,
 //! no `u128`/floats, bounds-checked access to disk-derived offsets), no
 //! block-sized buffers on the stack (the deepest nested path measured about
 //! 4 KiB of stack on the host, see `tests/pdata_stack.rs`).
@@ -75,6 +75,7 @@ pub mod block_device;
 pub mod block_manager;
 pub mod btree;
 pub mod checksum;
+pub mod endian;
 pub mod error;
 pub mod space_map;
 pub mod transaction_manager;

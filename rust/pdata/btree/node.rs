@@ -31,37 +31,7 @@ pub const LEAF_NODE: u32 = 2;
 /// Size of `struct node_header`.
 pub const NODE_HEADER_SIZE: usize = 32;
 
-fn rd32(d: &[u8], off: usize) -> u32 {
-    match d
-        .get(off..off + 4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-    {
-        Some(b) => u32::from_le_bytes(b),
-        None => 0,
-    }
-}
-
-fn rd64(d: &[u8], off: usize) -> u64 {
-    match d
-        .get(off..off + 8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-    {
-        Some(b) => u64::from_le_bytes(b),
-        None => 0,
-    }
-}
-
-fn wr32(d: &mut [u8], off: usize, v: u32) {
-    if let Some(b) = d.get_mut(off..off + 4) {
-        b.copy_from_slice(&v.to_le_bytes());
-    }
-}
-
-fn wr64(d: &mut [u8], off: usize, v: u64) {
-    if let Some(b) = d.get_mut(off..off + 8) {
-        b.copy_from_slice(&v.to_le_bytes());
-    }
-}
+use crate::pdata::endian::{rd32, rd64, wr32, wr64};
 
 /// `calc_max_entries`: the largest multiple of 3 entries (key + value) that
 /// fit in a block after the header. Identical to the C function.

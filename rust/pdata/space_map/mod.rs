@@ -27,6 +27,7 @@ use crate::pdata::block_manager::{BlockManager, BlockValidator, ReadLock, WriteL
 use crate::pdata::btree::{Btree, U32Value, ValueType};
 use crate::pdata::checksum::{block_checksum, stamp_checksum, stored_checksum};
 use crate::pdata::checksum::{BITMAP_CSUM_XOR, INDEX_CSUM_XOR};
+use crate::pdata::endian::{rd32, rd64, wr64};
 use crate::pdata::error::{Error, Result};
 use crate::pdata::transaction_manager::Transaction;
 
@@ -44,32 +45,6 @@ pub const MAX_METADATA_BITMAPS: usize = 255;
 pub const DM_SM_METADATA_MAX_BLOCKS: u64 = 255 * ((1 << 14) - 64);
 /// Bytes of a packed [`SmRoot`] (`sizeof(struct disk_sm_root)`).
 pub const SM_ROOT_SIZE: usize = 32;
-
-fn rd32(d: &[u8], off: usize) -> u32 {
-    match d
-        .get(off..off + 4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-    {
-        Some(b) => u32::from_le_bytes(b),
-        None => 0,
-    }
-}
-
-fn rd64(d: &[u8], off: usize) -> u64 {
-    match d
-        .get(off..off + 8)
-        .and_then(|b| <[u8; 8]>::try_from(b).ok())
-    {
-        Some(b) => u64::from_le_bytes(b),
-        None => 0,
-    }
-}
-
-fn wr64(d: &mut [u8], off: usize, v: u64) {
-    if let Some(b) = d.get_mut(off..off + 8) {
-        b.copy_from_slice(&v.to_le_bytes());
-    }
-}
 
 /// `struct disk_sm_root`: what the superblock stores for a space map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
