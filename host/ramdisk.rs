@@ -29,6 +29,8 @@ pub struct IoCounts {
     pub writes: u64,
     /// Flushes.
     pub flushes: u64,
+    /// [`BlockDevice::pre_commit`] calls (failed ones included).
+    pub pre_commits: u64,
 }
 
 /// A sparse RAM disk of 4 KiB blocks (unwritten blocks read as zeroes).
@@ -43,6 +45,7 @@ pub struct RamDisk {
     write_limit: Option<u64>,
     cut_mode: CutMode,
     fail_reads: bool,
+    fail_pre_commit: bool,
     counts: IoCounts,
 }
 
@@ -58,6 +61,7 @@ impl RamDisk {
             write_limit: None,
             cut_mode: CutMode::Fail,
             fail_reads: false,
+            fail_pre_commit: false,
             counts: IoCounts::default(),
         }
     }
@@ -81,6 +85,12 @@ impl RamDisk {
     /// Makes every read fail with `Io` (or not).
     pub fn set_fail_reads(&mut self, on: bool) {
         self.fail_reads = on;
+    }
+
+    /// Makes every [`BlockDevice::pre_commit`] fail with `Io` (or not): a
+    /// data device whose flush fails.
+    pub fn set_fail_pre_commit(&mut self, on: bool) {
+        self.fail_pre_commit = on;
     }
 
     /// Simulates a power cut: unflushed writes are lost (if
@@ -173,6 +183,14 @@ impl BlockDevice for RamDisk {
             if let Some(d) = self.current.get(&b) {
                 self.durable.insert(b, d.clone());
             }
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self) -> Result<()> {
+        self.counts.pre_commits += 1;
+        if self.fail_pre_commit {
+            return Err(Error::Io);
         }
         Ok(())
     }

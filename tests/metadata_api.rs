@@ -2,6 +2,7 @@
 //! at a time.
 
 use dm_thin_host::metadata::{Error, LookupResult, MappedRange, PoolMetadata};
+use dm_thin_host::pdata::error::Error as PdataError;
 use dm_thin_host::ramdisk::RamDisk;
 
 fn pool(data_blocks: u64) -> PoolMetadata<RamDisk> {
@@ -316,27 +317,68 @@ fn metadata_threshold_fires_once_per_crossing() {
     assert_eq!(fired, 1);
 }
 
+fn pre_commits(p: &mut PoolMetadata<RamDisk>) -> u64 {
+    p.device_mut().unwrap().counts().pre_commits
+}
+
+fn writes(p: &mut PoolMetadata<RamDisk>) -> u64 {
+    p.device_mut().unwrap().counts().writes
+}
+
+fn fail_pre_commit(p: &mut PoolMetadata<RamDisk>, on: bool) {
+    p.device_mut().unwrap().set_fail_pre_commit(on);
+}
+
+/// The pre-commit barrier (the pool's data-device flush) runs first on
+/// every path that commits, only when there is something to commit, and
+/// its failure stops that commit before anything is written.
 #[test]
-fn pre_commit_runs_only_with_changes_and_can_stop_the_commit() {
+fn pre_commit_runs_first_on_every_commit_path() {
     let dev = RamDisk::new(1024);
     let mut p = PoolMetadata::open(dev, 128, true).unwrap();
-    let mut calls = 0;
-    p.commit_with(|| {
-        calls += 1;
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(calls, 0, "nothing to commit yet");
+    let n = pre_commits(&mut p);
+    p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n, "nothing to commit yet");
     p.resize_data_dev(100).unwrap();
     p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 1);
+
+    // commit
     p.create_thin(1).unwrap();
-    assert_eq!(p.commit_with(|| Err(Error::Invalid)), Err(Error::Invalid));
-    p.commit_with(|| {
-        calls += 1;
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(calls, 1);
-    let p = reopen(p);
+    fail_pre_commit(&mut p, true);
+    let w = writes(&mut p);
+    assert_eq!(p.commit(), Err(Error::Pdata(PdataError::Io)));
+    assert_eq!(writes(&mut p), w, "a failed barrier writes nothing");
+    fail_pre_commit(&mut p, false);
+    p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 3);
+
+    // reserve_metadata_snap commits
+    fail_pre_commit(&mut p, true);
+    let w = writes(&mut p);
+    assert_eq!(
+        p.reserve_metadata_snap(),
+        Err(Error::Pdata(PdataError::Io))
+    );
+    assert_eq!(writes(&mut p), w);
+    assert_eq!(p.metadata_snap().unwrap(), None);
+    fail_pre_commit(&mut p, false);
+    p.reserve_metadata_snap().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 5);
+    p.release_metadata_snap().unwrap();
+    p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 6);
+
+    // close commits
+    p.create_thin(2).unwrap();
+    fail_pre_commit(&mut p, true);
+    let w = writes(&mut p);
+    assert_eq!(p.close(), Err(Error::Pdata(PdataError::Io)));
+    assert_eq!(writes(&mut p), w);
+    fail_pre_commit(&mut p, false);
+    p.close().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 8);
+    let mut p = PoolMetadata::open(p.into_device().unwrap(), 128, false).unwrap();
     assert_eq!(p.data_dev_size().unwrap(), 100);
+    assert!(p.device_details(2).unwrap().is_some());
 }

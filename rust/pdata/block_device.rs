@@ -27,4 +27,18 @@ pub trait BlockDevice: Send {
         self.write(b, buf)?;
         self.flush()
     }
+    /// The barrier the owner needs before every commit (the pool's
+    /// data-device flush).
+    ///
+    /// `PoolMetadata` calls it first on every path that commits, before
+    /// anything of the commit is written, so metadata never becomes durable
+    /// before the data blocks it maps (C: the callback registered with
+    /// `dm_pool_register_pre_commit_callback`, which issues
+    /// `blkdev_issue_flush` on the data device). An error aborts that
+    /// commit with the error; nothing of it has been written then. The
+    /// default does nothing (a metadata device with no data device behind
+    /// it: host tools, tests).
+    fn pre_commit(&mut self) -> Result<()> {
+        Ok(())
+    }
 }

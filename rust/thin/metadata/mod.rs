@@ -92,8 +92,10 @@
 //! // Discard: remove_range(dev, begin, end), or find_mapped_range +
 //! // inc_data_range / dec_data_range around the passdown.
 //!
-//! // Periodic commit, flushing the data device first; on failure abort.
-//! if pmd.commit_with(|| flush_data_dev()).is_err() {
+//! // Periodic commit. Every commit (this one, reserve_metadata_snap,
+//! // close) first calls the device's `BlockDevice::pre_commit`, where the
+//! // pool's metadata device flushes the data device; on failure abort.
+//! if pmd.commit().is_err() {
 //!     pmd.abort()?;                            // Err: fail_io, only close
 //! }
 //! // Status: transaction_id, free_metadata_blocks, metadata_dev_size,

@@ -88,6 +88,13 @@ fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Sup
     sb
 }
 
+/// The barrier before every commit: the device's [`BlockDevice::pre_commit`]
+/// (C: the callback of `dm_pool_register_pre_commit_callback`; the pool
+/// flushes its data device there).
+fn pre_commit<D: BlockDevice>(pd: &mut Persistent<D>) -> Result<()> {
+    Ok(pd.tm.bm().device_mut().pre_commit()?)
+}
+
 /// Reads block 0 straight from the device, before any block manager exists
 /// (`__superblock_all_zeroes` reads it without a validator).
 fn read_block0<D: BlockDevice>(dev: &mut D) -> Result<Vec<u8>> {
@@ -168,6 +175,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let data_root = data_sm.root();
         let metadata_nr_blocks = nr_dev_blocks.min(DM_SM_METADATA_MAX_BLOCKS);
         let data_block_size = self.data_block_size;
+        tm.bm().device_mut().pre_commit()?;
         tm.commit_with(
             THIN_SUPERBLOCK_LOCATION,
             &SB_VALIDATOR,
@@ -296,11 +304,14 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(())
     }
 
-    /// `__commit_transaction`.
+    /// `__commit_transaction`: every commit goes through here (commit,
+    /// metadata snapshot, close). The pre-commit barrier runs first, before
+    /// anything is written, as C runs `pre_commit_fn`.
     fn commit_transaction(&mut self) -> Result<()> {
         if !self.in_service {
             return Ok(());
         }
+        pre_commit(self.pd()?)?;
         self.write_changed_details()?;
         let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
         pd.data_sm.commit(&mut pd.tm)?;
@@ -348,26 +359,16 @@ impl<D: BlockDevice> PoolMetadata<D> {
 
     /// `dm_pool_commit_metadata`: makes everything done so far durable and
     /// opens the next transaction. Does not put the pool in service.
+    ///
+    /// With anything to commit, the device's [`BlockDevice::pre_commit`]
+    /// barrier (the pool's data-device flush) runs first, and its failure
+    /// stops the commit before anything is written.
     pub fn commit(&mut self) -> Result<()> {
-        self.commit_with(|| Ok(()))
-    }
-
-    /// [`Self::commit`] with the pre-commit callback of
-    /// `dm_pool_register_pre_commit_callback`: `pre_commit` (the pool
-    /// flushes its data device there) runs first, only if there is
-    /// something to commit, and its failure stops the commit.
-    pub fn commit_with<F>(&mut self, pre_commit: F) -> Result<()>
-    where
-        F: FnOnce() -> Result<()>,
-    {
         if self.pd.is_none() {
             return Err(Error::FailIo);
         }
         if self.read_only {
             return Err(Error::Invalid);
-        }
-        if self.in_service {
-            pre_commit()?;
         }
         self.commit_transaction()?;
         self.begin_transaction()
