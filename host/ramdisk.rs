@@ -29,6 +29,12 @@ pub struct IoCounts {
     pub writes: u64,
     /// Flushes.
     pub flushes: u64,
+    /// [`BlockDevice::write_blocks`] calls (their blocks are counted in
+    /// `writes` too).
+    pub batches: u64,
+    /// [`BlockDevice::write_fua`] calls (counted in `writes` and `flushes`
+    /// too).
+    pub fua_writes: u64,
     /// [`BlockDevice::pre_commit`] calls (failed ones included).
     pub pre_commits: u64,
 }
@@ -185,6 +191,20 @@ impl BlockDevice for RamDisk {
             }
         }
         Ok(())
+    }
+
+    fn write_blocks(&mut self, blocks: &mut dyn Iterator<Item = (u64, &[u8])>) -> Result<()> {
+        self.counts.batches += 1;
+        for (b, buf) in blocks {
+            self.write(b, buf)?;
+        }
+        Ok(())
+    }
+
+    fn write_fua(&mut self, b: u64, buf: &[u8]) -> Result<()> {
+        self.counts.fua_writes += 1;
+        self.write(b, buf)?;
+        self.flush()
     }
 
     fn pre_commit(&mut self) -> Result<()> {

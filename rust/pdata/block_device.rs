@@ -22,6 +22,23 @@ pub trait BlockDevice: Send {
     fn write(&mut self, b: u64, buf: &[u8]) -> Result<()>;
     /// Makes every completed write durable.
     fn flush(&mut self) -> Result<()>;
+    /// Writes a batch of blocks: submits every `(block, buf)` the iterator
+    /// yields (`buf.len() == BLOCK_SIZE`), then waits for all of them.
+    ///
+    /// This is how the block manager writes a commit's dirty blocks and
+    /// how eviction writes back, so a kernel implementation should have
+    /// them all in flight at once (one bio each, plugged, one completion
+    /// wait), as dm-bufio's `dm_bufio_write_dirty_buffers` does. The writes
+    /// may complete in any order and are durable only after
+    /// [`BlockDevice::flush`]. On error some of the blocks may have been
+    /// written; the caller treats the whole batch as failed. The default
+    /// writes them one by one.
+    fn write_blocks(&mut self, blocks: &mut dyn Iterator<Item = (u64, &[u8])>) -> Result<()> {
+        for (b, buf) in blocks {
+            self.write(b, buf)?;
+        }
+        Ok(())
+    }
     /// Writes block `b` durably (forced unit access).
     fn write_fua(&mut self, b: u64, buf: &[u8]) -> Result<()> {
         self.write(b, buf)?;
