@@ -382,3 +382,39 @@ fn pre_commit_runs_first_on_every_commit_path() {
     assert_eq!(p.data_dev_size().unwrap(), 100);
     assert!(p.device_details(2).unwrap().is_some());
 }
+
+/// needs_check reaches the disk at once, in read-only mode too, without
+/// a commit: a pool that goes read-only and is never closed cleanly still
+/// tells `thin_check` to look. The open transaction does not leak out.
+#[test]
+fn needs_check_reaches_the_disk_in_read_only_mode() {
+    let mut p = pool(100);
+    p.create_thin(1).unwrap();
+    p.commit().unwrap();
+    p.device_mut().unwrap().set_lose_unflushed(true);
+    p.create_thin(2).unwrap(); // never committed
+    p.set_read_only();
+    p.set_needs_check().unwrap();
+    assert!(p.needs_check());
+    assert_eq!(p.commit(), Err(Error::Invalid));
+    let mut dev = p.into_device().unwrap(); // no close: as a crash
+    dev.crash();
+    let mut p = PoolMetadata::open(dev, 128, false).unwrap();
+    assert!(p.needs_check());
+    assert!(p.device_details(1).unwrap().is_some());
+    assert_eq!(p.device_details(2).unwrap(), None);
+    // Read-write: durable at once as well, and kept by later commits.
+    p.clear_needs_check().unwrap();
+    p.create_thin(3).unwrap();
+    p.set_needs_check().unwrap();
+    let mut dev = p.into_device().unwrap();
+    dev.crash();
+    let mut p = PoolMetadata::open(dev, 128, false).unwrap();
+    assert!(p.needs_check());
+    assert_eq!(p.device_details(3).unwrap(), None);
+    p.create_thin(3).unwrap();
+    p.commit().unwrap();
+    let mut p = reopen(p);
+    assert!(p.needs_check());
+    assert!(p.device_details(3).unwrap().is_some());
+}

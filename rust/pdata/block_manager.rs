@@ -595,6 +595,50 @@ impl<D: BlockDevice> BlockManager<D> {
         Ok(())
     }
 
+    /// Edits block `b` on the device at once, durably, whatever the state
+    /// of the transaction: reads the device's copy (never a dirty cached
+    /// one), lets `edit` change it, stamps it with `v` and writes it with
+    /// FUA. A clean cached copy is replaced by the new contents; a dirty
+    /// one (a commit that failed half way, not yet aborted) gets the same
+    /// edit. Allowed in read-only mode: this is for a field of the last
+    /// committed superblock that must reach the disk even then (the
+    /// needs_check flag: `dm_pool_metadata_set_needs_check` "updates the
+    /// superblock immediately"). `Busy` if `b` is locked.
+    pub fn write_through(
+        &mut self,
+        b: u64,
+        v: &'static dyn BlockValidator,
+        edit: &mut dyn FnMut(&mut [u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.check_location(b)?;
+        let cached = self.find(b);
+        if let Some(i) = cached {
+            let s = &self.slots[i];
+            if s.readers > 0 || s.writer {
+                return Err(Error::Busy);
+            }
+        }
+        let mut buf = Vec::new();
+        buf.resize(BLOCK_SIZE, 0u8)?;
+        self.dev.read(b, &mut buf)?;
+        self.stats.reads += 1;
+        v.check(b, &buf)?;
+        edit(&mut buf)?;
+        v.prepare_for_write(b, &mut buf);
+        self.dev.write_fua(b, &buf)?;
+        self.stats.writes += 1;
+        if let Some(i) = cached {
+            let s = &mut self.slots[i];
+            if s.dirty {
+                edit(&mut s.data)?;
+            } else {
+                s.data.copy_from_slice(&buf);
+                s.validator = Some(v);
+            }
+        }
+        Ok(())
+    }
+
     /// Releases every lock at once (after an error path lost track of
     /// some). Outstanding [`ReadLock`]/[`WriteLock`] handles become stale:
     /// using them afterwards reaches whatever block the slot then holds.

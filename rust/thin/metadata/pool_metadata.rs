@@ -816,35 +816,53 @@ impl<D: BlockDevice> PoolMetadata<D> {
         }
     }
 
-    /// `dm_pool_metadata_set_needs_check`: sets the flag in core and writes
-    /// it into the superblock (durable at the next commit).
+    /// `dm_pool_metadata_set_needs_check`: sets the flag in core and in the
+    /// superblock on disk at once ("updates the superblock immediately"),
+    /// in read-only mode too: the pool sets it when it gives up writing
+    /// (after an abort, before going read-only or failing), and a later
+    /// `thin_check` must see it whether or not the pool ever commits again.
+    ///
+    /// Only the flags field of the last committed superblock changes, so
+    /// this is not a commit: the pre-commit barrier does not run (the data
+    /// device may be what failed), and the open transaction is untouched.
+    /// `FailIo` after a failed abort, as C refuses in `fail_io`.
     pub fn set_needs_check(&mut self) -> Result<()> {
         self.write_begin()?;
         self.flags |= THIN_METADATA_NEEDS_CHECK_FLAG;
         self.write_flags()
     }
 
-    /// Clears the needs_check flag (as `thin_check --clear-needs-check-flag`).
+    /// Clears the needs_check flag (as `thin_check --clear-needs-check-flag`),
+    /// on disk at once like [`Self::set_needs_check`].
     pub fn clear_needs_check(&mut self) -> Result<()> {
         self.write_begin()?;
         self.flags &= !THIN_METADATA_NEEDS_CHECK_FLAG;
         self.write_flags()
     }
 
+    /// Writes the in-core flags into the committed superblock, durably.
     fn write_flags(&mut self) -> Result<()> {
         let flags = self.flags;
         let pd = self.pd()?;
-        let l = pd
-            .tm
-            .bm()
-            .write_lock(THIN_SUPERBLOCK_LOCATION, &SB_VALIDATOR)?;
-        let block = pd.tm.bm().data_mut(&l);
-        let r = Superblock::unpack(block).and_then(|mut sb| {
-            sb.flags = flags;
-            sb.pack(block)
-        });
-        pd.tm.bm().unlock_write(l);
-        r
+        let mut failed = None;
+        let r = pd.tm.bm().write_through(
+            THIN_SUPERBLOCK_LOCATION,
+            &SB_VALIDATOR,
+            &mut |block| {
+                let r = Superblock::unpack(block).and_then(|mut sb| {
+                    sb.flags = flags;
+                    sb.pack(block)
+                });
+                r.map_err(|e| {
+                    failed = Some(e);
+                    crate::pdata::error::Error::BadSuperblock
+                })
+            },
+        );
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        Ok(r?)
     }
 
     /// `dm_pool_register_metadata_threshold`: watch for free metadata
