@@ -33,24 +33,28 @@ module! {
     license: "GPL",
 }
 
-struct DmThinRs {
+/// The module: both target types, registered for its lifetime.
+pub struct DmThinRs {
     _thin: dm::TargetType<thin::ThinTarget>,
     _pool: dm::TargetType<thin::PoolTarget>,
 }
 
 impl kernel::Module for DmThinRs {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        let pools = thin::new_shared_pools()?;
         let pool = dm::TargetType::<thin::PoolTarget>::register(
             dm::pool_target_name(),
             thin::TARGET_VERSION,
             thin::PoolTarget::FEATURES,
             module,
+            pools.clone(),
         )?;
         let thin = dm::TargetType::<thin::ThinTarget>::register(
             dm::thin_target_name(),
             thin::TARGET_VERSION,
             thin::ThinTarget::FEATURES,
             module,
+            pools,
         )?;
         pr_info!(
             "registered targets {:?} and {:?}\n",

@@ -10,6 +10,9 @@
 #include <linux/device-mapper.h>
 #include <linux/kdev_t.h>
 #include <linux/workqueue.h>
+#include <linux/fs.h>
+#include <linux/file.h>
+#include <linux/sched/mm.h>
 
 /* Constants defined through casts, which bindgen cannot read as macros. */
 const blk_mode_t DMRS_CONST_BLK_OPEN_READ = BLK_OPEN_READ;
@@ -22,6 +25,8 @@ const blk_status_t DMRS_CONST_BLK_STS_IOERR = BLK_STS_IOERR;
 const blk_status_t DMRS_CONST_BLK_STS_NOSPC = BLK_STS_NOSPC;
 const blk_status_t DMRS_CONST_BLK_STS_NOTSUPP = BLK_STS_NOTSUPP;
 const blk_status_t DMRS_CONST_BLK_STS_DM_REQUEUE = BLK_STS_DM_REQUEUE;
+/* drivers/md/dm.h, which is private to dm: the flag status() gets for --noflush. */
+const unsigned int DMRS_CONST_DM_STATUS_NOFLUSH_FLAG = 1 << 0;
 
 /* helpers.c */
 const char *dmrs_pool_target_name(void);
@@ -31,3 +36,21 @@ struct workqueue_struct *dmrs_alloc_ordered_workqueue(const char *name);
 unsigned int dmrs_major(dev_t dev);
 unsigned int dmrs_minor(dev_t dev);
 sector_t dmrs_bdev_nr_sectors(struct block_device *bdev);
+void dmrs_init_work(struct work_struct *work, work_func_t fn);
+void dmrs_init_delayed_work(struct delayed_work *dwork, work_func_t fn);
+bool dmrs_queue_work(struct workqueue_struct *wq, struct work_struct *work);
+bool dmrs_queue_delayed_work_ms(struct workqueue_struct *wq, struct delayed_work *dwork,
+				unsigned int msecs);
+void dmrs_flush_workqueue(struct workqueue_struct *wq);
+struct work_struct *dmrs_delayed_work_work(struct delayed_work *dwork);
+unsigned int dmrs_memalloc_noio_save(void);
+void dmrs_memalloc_noio_restore(unsigned int flags);
+struct file *dmrs_bdev_file_open(dev_t dev, bool write, int *err);
+struct block_device *dmrs_file_bdev(struct file *f);
+void dmrs_fput(struct file *f);
+int dmrs_rw_sync(struct block_device *bdev, sector_t sector, void *buf, unsigned int len,
+		 bool write, bool fua);
+struct bio *dmrs_batch_write_add(struct bio *prev, struct block_device *bdev, sector_t sector,
+				 const void *buf, unsigned int len);
+int dmrs_batch_wait(struct bio *last);
+int dmrs_flush_bdev(struct block_device *bdev);

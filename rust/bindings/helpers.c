@@ -5,7 +5,10 @@
  * - String module parameters (Rust module parameters are integers and bool
  *   only): the names the two targets register under, so the module can be
  *   loaded beside the C dm-thin-pool (pool_target=rthin-pool thin_target=rthin).
- * - Static inline functions and function-like macros of the block layer.
+ * - Static inline functions and function-like macros of the block layer,
+ *   workqueues and the allocation scope API.
+ * - Synchronous metadata-block I/O: one bio per buffer, built here because
+ *   it needs the page behind a kmalloc or vmalloc address.
  */
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -13,6 +16,11 @@
 #include <linux/blkdev.h>
 #include <linux/kdev_t.h>
 #include <linux/workqueue.h>
+#include <linux/fs.h>
+#include <linux/file.h>
+#include <linux/mm.h>
+#include <linux/vmalloc.h>
+#include <linux/sched/mm.h>
 
 static char pool_target[32] = "thin-pool";
 module_param_string(pool_target, pool_target, sizeof(pool_target), 0444);
@@ -55,4 +63,136 @@ unsigned int dmrs_minor(dev_t dev)
 sector_t dmrs_bdev_nr_sectors(struct block_device *bdev)
 {
 	return bdev_nr_sectors(bdev);
+}
+
+void dmrs_init_work(struct work_struct *work, work_func_t fn)
+{
+	INIT_WORK(work, fn);
+}
+
+void dmrs_init_delayed_work(struct delayed_work *dwork, work_func_t fn)
+{
+	INIT_DELAYED_WORK(dwork, fn);
+}
+
+bool dmrs_queue_work(struct workqueue_struct *wq, struct work_struct *work)
+{
+	return queue_work(wq, work);
+}
+
+bool dmrs_queue_delayed_work_ms(struct workqueue_struct *wq, struct delayed_work *dwork,
+				unsigned int msecs)
+{
+	return queue_delayed_work(wq, dwork, msecs_to_jiffies(msecs));
+}
+
+void dmrs_flush_workqueue(struct workqueue_struct *wq)
+{
+	flush_workqueue(wq);
+}
+
+struct work_struct *dmrs_delayed_work_work(struct delayed_work *dwork)
+{
+	return &dwork->work;
+}
+
+unsigned int dmrs_memalloc_noio_save(void)
+{
+	return memalloc_noio_save();
+}
+
+void dmrs_memalloc_noio_restore(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
+}
+
+/* A non-exclusive open: device-mapper holds the exclusive claim. */
+struct file *dmrs_bdev_file_open(dev_t dev, bool write, int *err)
+{
+	blk_mode_t mode = BLK_OPEN_READ | (write ? BLK_OPEN_WRITE : 0);
+	struct file *f = bdev_file_open_by_dev(dev, mode, NULL, NULL);
+
+	if (IS_ERR(f)) {
+		*err = PTR_ERR(f);
+		return NULL;
+	}
+	return f;
+}
+
+struct block_device *dmrs_file_bdev(struct file *f)
+{
+	return file_bdev(f);
+}
+
+void dmrs_fput(struct file *f)
+{
+	fput(f);
+}
+
+/* Adds [buf, buf + len) to @bio page by page; kmalloc or vmalloc memory. */
+static int dmrs_bio_add_buf(struct bio *bio, const void *buf, unsigned int len)
+{
+	while (len) {
+		unsigned int off = offset_in_page(buf);
+		unsigned int n = min_t(unsigned int, len, PAGE_SIZE - off);
+		struct page *page = is_vmalloc_addr(buf) ? vmalloc_to_page(buf) : virt_to_page(buf);
+
+		if (bio_add_page(bio, page, n, off) != n)
+			return -EIO;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static unsigned int dmrs_nr_pages(const void *buf, unsigned int len)
+{
+	return DIV_ROUND_UP(offset_in_page(buf) + len, PAGE_SIZE);
+}
+
+int dmrs_rw_sync(struct block_device *bdev, sector_t sector, void *buf, unsigned int len,
+		 bool write, bool fua)
+{
+	blk_opf_t opf = write ? (REQ_OP_WRITE | REQ_SYNC | (fua ? REQ_FUA : 0)) : REQ_OP_READ;
+	struct bio *bio = bio_alloc(bdev, dmrs_nr_pages(buf, len), opf, GFP_NOIO);
+	int r;
+
+	bio->bi_iter.bi_sector = sector;
+	r = dmrs_bio_add_buf(bio, buf, len);
+	if (!r)
+		r = submit_bio_wait(bio);
+	bio_put(bio);
+	return r;
+}
+
+/*
+ * Batched writes: each call submits @prev chained to a new bio for @buf and
+ * returns the new one; dmrs_batch_wait() submits the last and waits for the
+ * whole chain (a chained parent completes after its children, with the
+ * first error any of them saw). Allocation cannot fail (GFP_NOIO bios come
+ * from a mempool).
+ */
+struct bio *dmrs_batch_write_add(struct bio *prev, struct block_device *bdev, sector_t sector,
+				 const void *buf, unsigned int len)
+{
+	struct bio *bio = blk_next_bio(prev, bdev, dmrs_nr_pages(buf, len),
+				       REQ_OP_WRITE | REQ_SYNC, GFP_NOIO);
+
+	bio->bi_iter.bi_sector = sector;
+	/* Cannot fail: the bio has a vec for every page of the buffer. */
+	WARN_ON_ONCE(dmrs_bio_add_buf(bio, buf, len));
+	return bio;
+}
+
+int dmrs_batch_wait(struct bio *last)
+{
+	int r = submit_bio_wait(last);
+
+	bio_put(last);
+	return r;
+}
+
+int dmrs_flush_bdev(struct block_device *bdev)
+{
+	return blkdev_issue_flush(bdev);
 }

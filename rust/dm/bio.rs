@@ -1,9 +1,32 @@
-//! Bios as a target sees them in `map` and `end_io`.
+//! Bios as a target sees them.
+//!
+//! Device-mapper gives a target each bio twice: in `map`, where the target
+//! decides its fate, and in `end_io`, when it completes. The types make the
+//! rules of both calls the compiler's:
+//!
+//! - [`MapBio<'a, P>`] is the bio of one `map` call. Its lifetime `'a` is
+//!   invariant and fresh for every call, and the only [`Mapped<'a>`] a
+//!   target can return is made by consuming that very bio: remapped, killed,
+//!   requeued, or turned into an owned [`Bio`] for later (deferred).
+//! - [`Bio<P>`] is a bio the target owns after `map` (deferred work) or
+//!   after `end_io` (taken back). It is completed exactly once: submitted,
+//!   ended, or, if dropped, ended with an I/O error, so none is ever lost.
+//! - [`EndIoBio<'a, P>`] is the bio of one `end_io` call: borrowed, so the
+//!   target can read it but not complete it, unless it takes it explicitly
+//!   ([`EndIoBio::take`]), which tells device-mapper the completion is the
+//!   target's (`DM_ENDIO_INCOMPLETE`).
+//!
+//! Per-bio data `P` lives in the area device-mapper reserves in front of each
+//! bio (`per_io_data_size`). The map trampoline writes `P::default()` there;
+//! it never moves (only `&P` and `Pin<&mut P>` are handed out); it is
+//! dropped when device-mapper is done with the bio: when `map` kills or
+//! requeues it, or when `end_io` lets the completion proceed.
 
 use super::device::DmDev;
 use crate::bindings;
 use core::marker::PhantomData;
 use core::mem::ManuallyDrop;
+use core::pin::Pin;
 use core::ptr::NonNull;
 
 /// A block-layer completion status (`blk_status_t`).
@@ -21,6 +44,11 @@ impl BlkStatus {
     pub const NOTSUPP: BlkStatus = BlkStatus(bindings::BLK_STS_NOTSUPP);
     /// Ask device-mapper to requeue (used while a pool suspends).
     pub const DM_REQUEUE: BlkStatus = BlkStatus(bindings::BLK_STS_DM_REQUEUE);
+
+    /// Whether this is success.
+    pub fn is_ok(self) -> bool {
+        self == Self::OK
+    }
 }
 
 /// The operation a bio carries.
@@ -38,15 +66,259 @@ pub enum Op {
     Other(u32),
 }
 
-/// A bio handed to a target, which must complete it exactly once: by
-/// returning it remapped from `map`, by [`Bio::submit`], or by [`Bio::endio`].
-/// Dropping it unfinished ends it with an I/O error, so no bio is ever lost.
+/// An invariant lifetime: a brand tying a bio to the one callback it came in.
+type Brand<'a> = PhantomData<fn(&'a ()) -> &'a ()>;
+
+/// Read-only view of a live bio, shared by the three bio types.
 ///
-/// `P` is the target's per-bio data type, stored by device-mapper beside the bio.
+/// # Safety
+///
+/// `raw` must be a live bio for as long as the view is used.
+unsafe fn raw_ref<'b>(raw: NonNull<bindings::bio>) -> &'b bindings::bio {
+    // SAFETY: guaranteed by the caller.
+    unsafe { raw.as_ref() }
+}
+
+macro_rules! bio_accessors {
+    () => {
+        /// First sector.
+        pub fn sector(&self) -> u64 {
+            // SAFETY: the bio is live while this handle exists (type invariant).
+            unsafe { raw_ref(self.raw) }.bi_iter.bi_sector
+        }
+
+        /// Size in bytes.
+        pub fn size(&self) -> u32 {
+            // SAFETY: as above.
+            unsafe { raw_ref(self.raw) }.bi_iter.bi_size
+        }
+
+        /// Size in 512-byte sectors.
+        pub fn sectors(&self) -> u64 {
+            u64::from(self.size() >> 9)
+        }
+
+        /// The operation.
+        pub fn op(&self) -> Op {
+            // SAFETY: as above.
+            let opf = unsafe { raw_ref(self.raw) }.bi_opf;
+            match opf & bindings::REQ_OP_MASK {
+                bindings::req_op_REQ_OP_READ => Op::Read,
+                bindings::req_op_REQ_OP_WRITE => Op::Write,
+                bindings::req_op_REQ_OP_FLUSH => Op::Flush,
+                bindings::req_op_REQ_OP_DISCARD => Op::Discard,
+                other => Op::Other(other),
+            }
+        }
+
+        /// Whether the bio asks for a cache flush before it (`REQ_PREFLUSH`).
+        pub fn is_preflush(&self) -> bool {
+            // SAFETY: as above.
+            unsafe { raw_ref(self.raw) }.bi_opf & bindings::REQ_PREFLUSH != 0
+        }
+
+        /// Whether the bio must reach stable storage before completing (`REQ_FUA`).
+        pub fn is_fua(&self) -> bool {
+            // SAFETY: as above.
+            unsafe { raw_ref(self.raw) }.bi_opf & bindings::REQ_FUA != 0
+        }
+
+        /// The target's per-bio data.
+        pub fn data(&self) -> &P {
+            // SAFETY: the per-bio area holds an initialised `P` until
+            // device-mapper is done with the bio (type invariant), and it is
+            // only reached through handles of this one bio.
+            unsafe { &*per_bio::<P>(self.raw) }
+        }
+    };
+}
+
+/// The per-bio data area of `bio`.
+pub(crate) fn per_bio<P>(bio: NonNull<bindings::bio>) -> *mut P {
+    // SAFETY: dm_per_bio_data only computes an address in front of the bio
+    // (the area of `per_io_data_size` bytes the target asked for).
+    unsafe { bindings::dm_per_bio_data(bio.as_ptr(), core::mem::size_of::<P>()) }.cast::<P>()
+}
+
+/// Sets the bio's device and start.
+///
+/// # Safety
+///
+/// `raw` is a live bio its caller may modify, `bdev` a live block device.
+unsafe fn set_dev(
+    raw: NonNull<bindings::bio>,
+    bdev: NonNull<bindings::block_device>,
+    sector: u64,
+) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        bindings::dmrs_bio_set_dev(raw.as_ptr(), bdev.as_ptr());
+        (*raw.as_ptr()).bi_iter.bi_sector = sector;
+    }
+}
+
+/// What `map` did with its bio; only made by consuming the [`MapBio`].
+#[must_use]
+pub struct Mapped<'a> {
+    pub(crate) code: u32,
+    _brand: Brand<'a>,
+}
+
+/// The bio of one `map` call; see the module documentation.
+pub struct MapBio<'a, P> {
+    // INVARIANT: `raw` is the bio device-mapper passed to `map` for target
+    // `ti`, live for the call, its per-bio area holding an initialised `P`.
+    raw: NonNull<bindings::bio>,
+    ti: NonNull<bindings::dm_target>,
+    _brand: Brand<'a>,
+    _p: PhantomData<P>,
+}
+
+impl<'a, P> MapBio<'a, P> {
+    /// # Safety
+    ///
+    /// `raw` is the bio passed to `ti`'s map function, with its per-bio area
+    /// initialised to a `P`; the result is used only during that call.
+    pub(crate) unsafe fn new(raw: NonNull<bindings::bio>, ti: NonNull<bindings::dm_target>) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        MapBio {
+            raw,
+            ti,
+            _brand: PhantomData,
+            _p: PhantomData,
+        }
+    }
+
+    bio_accessors!();
+
+    /// The target's per-bio data, mutably.
+    pub fn data_mut(&mut self) -> Pin<&mut P> {
+        // SAFETY: initialised (type invariant), never moved; `&mut self` is
+        // the only handle to this bio during `map`.
+        unsafe { Pin::new_unchecked(&mut *per_bio::<P>(self.raw)) }
+    }
+
+    fn token(self, code: u32) -> Mapped<'a> {
+        Mapped {
+            code,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Points the bio at `dev` (a device of this target), starting at
+    /// `sector`, for device-mapper to submit (`DM_MAPIO_REMAPPED`). A device
+    /// of another table cannot be reached here: the bio is failed instead.
+    pub fn remap(self, dev: &DmDev, sector: u64) -> Mapped<'a> {
+        match dev.raw_for(self.ti) {
+            Some((_, bdev)) => {
+                // SAFETY: the bio is ours during map; `bdev` is held by this
+                // target's table, which outlives the call.
+                unsafe { set_dev(self.raw, bdev, sector) };
+                self.token(bindings::DM_MAPIO_REMAPPED)
+            }
+            None => self.kill(),
+        }
+    }
+
+    /// Takes the bio for later: device-mapper is told the target has it
+    /// (`DM_MAPIO_SUBMITTED`), and the owned [`Bio`] must be completed.
+    pub fn defer(self) -> (Bio<P>, Mapped<'a>) {
+        // INVARIANT: ownership passes to the Bio; its per-bio data stays
+        // initialised until end_io.
+        let bio = Bio {
+            raw: self.raw,
+            _p: PhantomData,
+        };
+        (bio, self.token(bindings::DM_MAPIO_SUBMITTED))
+    }
+
+    /// Fails the bio with an I/O error (`DM_MAPIO_KILL`).
+    pub fn kill(self) -> Mapped<'a> {
+        self.drop_data();
+        self.token(bindings::DM_MAPIO_KILL)
+    }
+
+    /// Asks device-mapper to requeue the bio (`DM_MAPIO_REQUEUE`).
+    pub fn requeue(self) -> Mapped<'a> {
+        self.drop_data();
+        self.token(bindings::DM_MAPIO_REQUEUE)
+    }
+
+    /// Device-mapper frees a killed or requeued clone without calling
+    /// `end_io`: its per-bio data is dropped now.
+    fn drop_data(&self) {
+        // SAFETY: initialised (type invariant) and never used again: the
+        // handle is consumed by the caller.
+        unsafe { core::ptr::drop_in_place(per_bio::<P>(self.raw)) };
+    }
+}
+
+/// What `end_io` decided; only made by consuming the [`EndIoBio`].
+#[must_use]
+pub struct Ended<'a> {
+    pub(crate) code: u32,
+    _brand: Brand<'a>,
+}
+
+/// The bio of one `end_io` call: borrowed; see the module documentation.
+pub struct EndIoBio<'a, P> {
+    // INVARIANT: a bio this target mapped, completing now; its per-bio area
+    // holds an initialised `P`.
+    raw: NonNull<bindings::bio>,
+    _brand: Brand<'a>,
+    _p: PhantomData<P>,
+}
+
+impl<'a, P> EndIoBio<'a, P> {
+    /// # Safety
+    ///
+    /// `raw` is the bio passed to this target's end_io, mapped by it; the
+    /// result is used only during that call.
+    pub(crate) unsafe fn new(raw: NonNull<bindings::bio>) -> Self {
+        // INVARIANT: guaranteed by the caller.
+        EndIoBio {
+            raw,
+            _brand: PhantomData,
+            _p: PhantomData,
+        }
+    }
+
+    bio_accessors!();
+
+    fn token(self, code: u32) -> Ended<'a> {
+        Ended {
+            code,
+            _brand: PhantomData,
+        }
+    }
+
+    /// Lets the completion proceed (`DM_ENDIO_DONE`).
+    pub fn done(self) -> Ended<'a> {
+        self.token(bindings::DM_ENDIO_DONE)
+    }
+
+    /// Asks device-mapper to requeue the original I/O (`DM_ENDIO_REQUEUE`).
+    pub fn requeue(self) -> Ended<'a> {
+        self.token(bindings::DM_ENDIO_REQUEUE)
+    }
+
+    /// Takes the bio back (`DM_ENDIO_INCOMPLETE`): the target completes it
+    /// again later, and `end_io` will see it again then.
+    pub fn take(self) -> (Bio<P>, Ended<'a>) {
+        // INVARIANT: device-mapper leaves the bio to the target.
+        let bio = Bio {
+            raw: self.raw,
+            _p: PhantomData,
+        };
+        (bio, self.token(bindings::DM_ENDIO_INCOMPLETE))
+    }
+}
+
+/// A bio the target owns; see the module documentation.
 pub struct Bio<P = ()> {
     // INVARIANT: `raw` is a live bio owned by this handle until one of the
-    // consuming methods (or drop) completes or passes it on. Its per-bio data
-    // area holds an initialised `P` (written by the map trampoline).
+    // consuming methods (or drop) completes or passes it on; its per-bio
+    // data area holds an initialised `P`.
     raw: NonNull<bindings::bio>,
     _p: PhantomData<P>,
 }
@@ -54,99 +326,33 @@ pub struct Bio<P = ()> {
 // SAFETY: a bio owned by a target may be completed or submitted from any
 // thread (the C dm-thin worker does so), and `P: Send` travels with it.
 unsafe impl<P: Send> Send for Bio<P> {}
+// SAFETY: `&Bio` only reads the bio and `&P`, which is `Sync`.
+unsafe impl<P: Sync> Sync for Bio<P> {}
 
 impl<P> Bio<P> {
-    /// # Safety
-    ///
-    /// `raw` must be a bio passed to this target's map function whose per-bio
-    /// data area (of at least `size_of::<P>()` bytes, suitably aligned) holds
-    /// an initialised `P`, and the caller hands ownership to the result.
-    pub(crate) unsafe fn from_raw(raw: NonNull<bindings::bio>) -> Self {
-        // INVARIANT: guaranteed by the caller.
-        Bio {
-            raw,
-            _p: PhantomData,
-        }
+    bio_accessors!();
+
+    /// The target's per-bio data, mutably.
+    pub fn data_mut(&mut self) -> Pin<&mut P> {
+        // SAFETY: initialised (type invariant), never moved; `&mut self` is
+        // the only handle to this bio.
+        unsafe { Pin::new_unchecked(&mut *per_bio::<P>(self.raw)) }
     }
 
-    /// Wraps a bio the target only borrows (end_io): never completed by us.
-    ///
-    /// # Safety
-    ///
-    /// As [`Bio::from_raw`], but ownership stays with the caller.
-    pub(crate) unsafe fn borrowed(raw: NonNull<bindings::bio>) -> ManuallyDrop<Self> {
-        // SAFETY: the caller's guarantees; ManuallyDrop prevents completion.
-        ManuallyDrop::new(unsafe { Self::from_raw(raw) })
-    }
-
-    /// Gives up ownership without completing (device-mapper takes it back).
-    pub(crate) fn into_raw(self) -> NonNull<bindings::bio> {
+    fn into_raw(self) -> NonNull<bindings::bio> {
         ManuallyDrop::new(self).raw
     }
 
-    fn raw(&self) -> &bindings::bio {
-        // SAFETY: the bio is live while owned (type invariant).
-        unsafe { self.raw.as_ref() }
-    }
-
-    fn raw_mut(&mut self) -> &mut bindings::bio {
-        // SAFETY: the bio is live and exclusively ours while owned.
-        unsafe { self.raw.as_mut() }
-    }
-
-    /// First sector.
-    pub fn sector(&self) -> u64 {
-        self.raw().bi_iter.bi_sector
-    }
-
-    /// Size in bytes.
-    pub fn size(&self) -> u32 {
-        self.raw().bi_iter.bi_size
-    }
-
-    /// Size in 512-byte sectors.
-    pub fn sectors(&self) -> u64 {
-        u64::from(self.size() >> 9)
-    }
-
-    /// The operation.
-    pub fn op(&self) -> Op {
-        let op = self.raw().bi_opf & bindings::REQ_OP_MASK;
-        match op {
-            bindings::req_op_REQ_OP_READ => Op::Read,
-            bindings::req_op_REQ_OP_WRITE => Op::Write,
-            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
-            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
-            other => Op::Other(other),
-        }
-    }
-
-    /// Whether the bio asks for a cache flush before it (`REQ_PREFLUSH`).
-    pub fn is_preflush(&self) -> bool {
-        self.raw().bi_opf & bindings::REQ_PREFLUSH != 0
-    }
-
-    /// Whether the bio must reach stable storage before completing (`REQ_FUA`).
-    pub fn is_fua(&self) -> bool {
-        self.raw().bi_opf & bindings::REQ_FUA != 0
-    }
-
-    /// The target's per-bio data.
-    pub fn data(&mut self) -> &mut P {
-        // SAFETY: by the type invariant the per-bio area holds an initialised
-        // `P`, and `&mut self` makes this the only reference to it.
-        unsafe {
-            &mut *bindings::dm_per_bio_data(self.raw.as_ptr(), core::mem::size_of::<P>())
-                .cast::<P>()
-        }
-    }
-
-    /// Points the bio at `dev`, starting at `sector`.
-    pub fn remap(&mut self, dev: &DmDev, sector: u64) {
-        let bdev = dev.bdev();
-        // SAFETY: the bio is ours and `bdev` is a live block device.
-        unsafe { bindings::dmrs_bio_set_dev(self.raw.as_ptr(), bdev) };
-        self.raw_mut().bi_iter.bi_sector = sector;
+    /// Points the bio at `dev`, starting at `sector`; `false` (and the bio
+    /// unchanged) if the table that opened `dev` has put it.
+    ///
+    /// Sets the device under the RCU read lock that keeps the handle valid.
+    pub fn remap(&mut self, dev: &DmDev, sector: u64) -> bool {
+        dev.with_bdev(|bdev| {
+            // SAFETY: the bio is ours; `bdev` is live while the guard is held.
+            unsafe { set_dev(self.raw, bdev, sector) }
+        })
+        .is_some()
     }
 
     /// Completes the bio with `status`.

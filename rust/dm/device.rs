@@ -1,8 +1,23 @@
-//! Devices a target opens (`dm_get_device`) and mapped devices it looks up.
+//! Devices a target opens (`dm_get_device`) and the mapped devices it names.
+//!
+//! Device-mapper's `dm_dev` belongs to the table: it must be put with
+//! `dm_put_device(ti, dev)` (which sleeps and edits the table's device list
+//! without a lock) before the table goes. So the layer, not the target,
+//! owns it: [`super::TargetCtx::get_device`] records every device it opens,
+//! and the destructor trampoline puts them after the target object has been
+//! dropped (the constructor trampoline does the same when `ctr` fails).
+//!
+//! What the target gets is a [`DmDev`] handle, which it may clone and keep
+//! anywhere, a pool shared across table reloads included: before the device
+//! is put the handle is revoked (RCU), after which it still answers
+//! [`DmDev::dev_t`] (a number) but no longer reaches the `dm_dev`.
 
 use crate::bindings;
 use core::fmt;
 use core::ptr::NonNull;
+use kernel::prelude::*;
+use kernel::revocable::Revocable;
+use kernel::sync::Arc;
 
 /// How a target opens an underlying device (`blk_mode_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,119 +48,170 @@ impl fmt::Display for DevT {
     }
 }
 
-/// An underlying device held by a target: `dm_get_device()` on creation,
-/// `dm_put_device()` on drop.
-///
-/// Lives inside the target object that opened it, so it never outlives the
-/// `dm_target` it was opened for.
-pub struct DmDev {
-    // INVARIANT: `dev` was returned by `dm_get_device(ti, ...)` and is put
-    // exactly once, by `drop`; `ti` outlives `self` (the target object owning
-    // this handle is dropped in the target's destructor).
-    ti: NonNull<bindings::dm_target>,
-    dev: NonNull<bindings::dm_dev>,
+// For the kernel's `pr_*!` macros, which format through their own trait.
+impl kernel::fmt::Display for DevT {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
-// SAFETY: the dm_dev is reference counted by device-mapper and may be used
-// (read, and put) from any thread.
-unsafe impl Send for DmDev {}
-// SAFETY: `&DmDev` only reads immutable fields of the dm_dev.
-unsafe impl Sync for DmDev {}
+/// The identity of a mapped device (`struct mapped_device *`), for lookups
+/// (the C pool table compares these pointers). Holds no reference: it is
+/// only ever compared, never dereferenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MdId(usize);
+
+impl MdId {
+    pub(crate) fn from_raw(md: *mut bindings::mapped_device) -> Self {
+        MdId(md as usize)
+    }
+}
+
+/// The device pointers a handle reaches while not revoked.
+pub(crate) struct DevRaw {
+    // INVARIANT: `dev` was returned by `dm_get_device(owner, ...)` and is
+    // not yet put: it is put only after this value has been revoked.
+    pub(crate) dev: NonNull<bindings::dm_dev>,
+    pub(crate) bdev: NonNull<bindings::block_device>,
+}
+
+// SAFETY: the pointers are only dereferenced to read the device, which
+// device-mapper keeps alive until `dm_put_device`, from any thread.
+unsafe impl Send for DevRaw {}
+// SAFETY: as above; nothing is mutated through `&DevRaw`.
+unsafe impl Sync for DevRaw {}
+
+/// An underlying device opened by a target; see the module documentation.
+#[derive(Clone)]
+pub struct DmDev {
+    raw: Arc<Revocable<DevRaw>>,
+    dev_t: DevT,
+    // The target that opened the device, as an identity only.
+    owner: usize,
+}
 
 impl DmDev {
+    /// Opens `path` for target `ti` (`dm_get_device`). Sleeps.
+    ///
     /// # Safety
     ///
-    /// `ti` must be the target being constructed and must outlive the result.
+    /// `ti` must be the target under construction, and the caller must put
+    /// the device with [`DmDev::put`] before the table is destroyed.
     pub(crate) unsafe fn open(
         ti: NonNull<bindings::dm_target>,
         path: &core::ffi::CStr,
         mode: Mode,
-    ) -> Result<Self, kernel::error::Error> {
+    ) -> Result<Self> {
         let mut dev: *mut bindings::dm_dev = core::ptr::null_mut();
-        let (ti_ptr, path_ptr) = (ti.as_ptr(), path.as_ptr().cast());
         // SAFETY: `ti` is valid (caller), `path` is NUL-terminated, `dev` is
         // a valid out-pointer.
-        let r = unsafe { bindings::dm_get_device(ti_ptr, path_ptr, mode.0, &mut dev) };
+        let r = unsafe { bindings::dm_get_device(ti.as_ptr(), path.as_ptr().cast(), mode.0, &mut dev) };
         if r != 0 {
-            return Err(kernel::error::Error::from_errno(r));
+            return Err(Error::from_errno(r));
         }
-        let dev = NonNull::new(dev).ok_or(kernel::error::code::EINVAL)?;
-        // INVARIANT: `dev` came from dm_get_device on `ti`.
-        Ok(DmDev { ti, dev })
+        let dev = NonNull::new(dev).ok_or(EINVAL)?;
+        // SAFETY: a device just got is valid; its bdev is set by dm.
+        let bdev = unsafe { (*dev.as_ptr()).bdev };
+        let Some(bdev) = NonNull::new(bdev) else {
+            // SAFETY: got on `ti` just now, put once.
+            unsafe { bindings::dm_put_device(ti.as_ptr(), dev.as_ptr()) };
+            return Err(EINVAL);
+        };
+        // SAFETY: the block device of a held dm_dev is valid.
+        let dev_t = DevT(unsafe { (*bdev.as_ptr()).bd_dev });
+        // INVARIANT: `dev` came from dm_get_device on `ti` just now.
+        let raw = match Arc::pin_init(Revocable::new(DevRaw { dev, bdev }), GFP_KERNEL) {
+            Ok(raw) => raw,
+            Err(e) => {
+                // SAFETY: got on `ti` just now, put once.
+                unsafe { bindings::dm_put_device(ti.as_ptr(), dev.as_ptr()) };
+                return Err(e);
+            }
+        };
+        Ok(DmDev {
+            raw: raw.into(),
+            dev_t,
+            owner: ti.as_ptr() as usize,
+        })
     }
 
-    pub(crate) fn bdev(&self) -> *mut bindings::block_device {
-        // SAFETY: `dev` is valid while held (type invariant).
-        unsafe { (*self.dev.as_ptr()).bdev }
+    /// Revokes every handle and puts the device (`dm_put_device`). Sleeps
+    /// (waits for an RCU grace period).
+    ///
+    /// # Safety
+    ///
+    /// `ti` must be the target that opened the device, in its destructor
+    /// (or its failed constructor), and `put` is called once per device.
+    pub(crate) unsafe fn put(&self, ti: NonNull<bindings::dm_target>) {
+        let dev = match self.raw.try_access() {
+            Some(raw) => raw.dev,
+            None => return,
+        };
+        // Waits until no reader holds the pointers, so none outlives the put.
+        self.raw.revoke();
+        // SAFETY: got on `ti` (caller), not yet put (it was not revoked).
+        unsafe { bindings::dm_put_device(ti.as_ptr(), dev.as_ptr()) };
     }
 
-    pub(crate) fn as_raw(&self) -> *mut bindings::dm_dev {
-        self.dev.as_ptr()
+    /// Whether `ti` opened this device.
+    pub(crate) fn owned_by(&self, ti: NonNull<bindings::dm_target>) -> bool {
+        self.owner == ti.as_ptr() as usize
     }
 
-    /// The device number (`bdev->bd_dev`).
+    /// The `dm_dev` and block device, when `ti` opened this device: those
+    /// cannot be revoked while a callback of `ti` runs.
+    pub(crate) fn raw_for(
+        &self,
+        ti: NonNull<bindings::dm_target>,
+    ) -> Option<(NonNull<bindings::dm_dev>, NonNull<bindings::block_device>)> {
+        if !self.owned_by(ti) {
+            return None;
+        }
+        // The read guard only proves the value is there; the pointers stay
+        // valid after it because revocation happens in `ti`'s destructor.
+        self.raw.try_access().map(|r| (r.dev, r.bdev))
+    }
+
+    /// Runs `f` on the block device under the RCU read lock that keeps it
+    /// valid (`f` must not sleep); `None` once revoked.
+    pub(crate) fn with_bdev<R>(
+        &self,
+        f: impl FnOnce(NonNull<bindings::block_device>) -> R,
+    ) -> Option<R> {
+        let raw = self.raw.try_access()?;
+        Some(f(raw.bdev))
+    }
+
+    /// The device number (`bdev->bd_dev`); answered even once revoked.
     pub fn dev_t(&self) -> DevT {
-        // SAFETY: the block device of a held dm_dev stays valid.
-        DevT(unsafe { (*self.bdev()).bd_dev })
+        self.dev_t
     }
 
-    /// Size in 512-byte sectors.
-    pub fn nr_sectors(&self) -> u64 {
-        // SAFETY: the block device of a held dm_dev stays valid.
-        unsafe { bindings::dmrs_bdev_nr_sectors(self.bdev()) }
+    /// Whether the device is still held by its table.
+    pub fn is_live(&self) -> bool {
+        self.raw.try_access().is_some()
     }
 
-    /// The mapped device this device is, if it is a device-mapper device
-    /// (`dm_get_md`).
-    pub fn mapped_device(&self) -> Option<MappedDevice> {
+    /// Size in 512-byte sectors, or `None` once the table put the device.
+    pub fn nr_sectors(&self) -> Option<u64> {
+        let raw = self.raw.try_access()?;
+        // SAFETY: the block device of a held, unrevoked dm_dev is valid.
+        Some(unsafe { bindings::dmrs_bdev_nr_sectors(raw.bdev.as_ptr()) })
+    }
+
+    /// The mapped device this device is, if it is a device-mapper device.
+    /// The reference `dm_get_md` takes is dropped before returning, as
+    /// `thin_ctr` does: an [`MdId`] is only an identity. Sleeps.
+    pub fn md_id(&self) -> Option<MdId> {
         // SAFETY: dm_get_md takes a device number and returns a counted
         // reference or NULL.
-        let md = unsafe { bindings::dm_get_md(self.dev_t().0) };
-        // INVARIANT: a reference taken by dm_get_md.
-        NonNull::new(md).map(|md| MappedDevice { md })
-    }
-}
-
-impl Drop for DmDev {
-    fn drop(&mut self) {
-        // SAFETY: by the type invariant `dev` was got on `ti`, which is still
-        // alive, and is put only here.
-        unsafe { bindings::dm_put_device(self.ti.as_ptr(), self.dev.as_ptr()) };
-    }
-}
-
-/// A counted reference to a device-mapper device (`dm_get_md`/`dm_put`).
-pub struct MappedDevice {
-    // INVARIANT: holds one reference, dropped by `drop`.
-    md: NonNull<bindings::mapped_device>,
-}
-
-// SAFETY: mapped_device references may be taken and dropped on any thread.
-unsafe impl Send for MappedDevice {}
-// SAFETY: only the pointer identity and the name are read through `&self`.
-unsafe impl Sync for MappedDevice {}
-
-impl MappedDevice {
-    /// An identity for comparing mapped devices (the C code compares pointers).
-    pub fn id(&self) -> usize {
-        self.md.as_ptr() as usize
-    }
-
-    /// The device's dm name, as `dm_device_name()` gives it.
-    pub fn name(&self) -> &[u8] {
-        // SAFETY: a referenced mapped device has a valid NUL-terminated name.
-        let p = unsafe { bindings::dm_device_name(self.md.as_ptr()) };
-        if p.is_null() {
-            return b"";
+        let md = unsafe { bindings::dm_get_md(self.dev_t.0) };
+        if md.is_null() {
+            return None;
         }
-        // SAFETY: `p` is a valid C string owned by the referenced md.
-        unsafe { core::ffi::CStr::from_ptr(p.cast()) }.to_bytes()
-    }
-}
-
-impl Drop for MappedDevice {
-    fn drop(&mut self) {
-        // SAFETY: drops the reference taken at creation (type invariant).
-        unsafe { bindings::dm_put(self.md.as_ptr()) };
+        let id = MdId::from_raw(md);
+        // SAFETY: drops the reference dm_get_md took just above.
+        unsafe { bindings::dm_put(md) };
+        Some(id)
     }
 }

@@ -28,6 +28,21 @@ impl<'a> QueueLimits<'a> {
         self.raw.io_min = bytes;
     }
 
+    /// Optimal I/O size in bytes.
+    pub fn io_opt(&self) -> u32 {
+        self.raw.io_opt
+    }
+
+    /// Largest I/O in sectors.
+    pub fn max_sectors(&self) -> u32 {
+        self.raw.max_sectors
+    }
+
+    /// Sets the largest I/O in sectors.
+    pub fn set_max_sectors(&mut self, sectors: u32) {
+        self.raw.max_sectors = sectors;
+    }
+
     /// Sets the optimal I/O size in bytes.
     pub fn set_io_opt(&mut self, bytes: u32) {
         self.raw.io_opt = bytes;

@@ -1,25 +1,35 @@
 //! Safe device-mapper abstractions: the only home of FFI `unsafe` in dm-thin-rs.
 //!
 //! The pool and thin targets (`rust/thin/`) implement [`Target`] and are
-//! registered with [`TargetType`]; they see bios as [`Bio`], devices as
-//! [`DmDev`], arguments as [`Args`] and status buffers as [`StatusWriter`].
-//! Every raw pointer the kernel hands over is wrapped here, once, with the
-//! invariant that makes its use sound written beside it.
+//! registered with [`TargetType`]; they see bios as [`MapBio`], [`EndIoBio`]
+//! and [`Bio`], devices as [`DmDev`] (table-owned) and [`BdevFile`] (their
+//! own opens, for metadata I/O), arguments as [`Args`], status buffers as
+//! [`StatusWriter`], and run deferred work on a [`Worker`] inside a [`NoIo`]
+//! scope. Every raw pointer the kernel hands over is wrapped here, once, with
+//! the invariant that makes its use sound written beside it.
 
 mod args;
 mod bio;
+mod block_io;
 mod checksum;
 mod device;
 mod limits;
+mod noio;
 mod params;
 mod status;
 mod target;
+mod workqueue;
 
 pub use args::Args;
-pub use bio::{Bio, BlkStatus, Op};
+pub use bio::{Bio, BlkStatus, EndIoBio, Ended, MapBio, Mapped, Op};
+pub use block_io::{BdevFile, SECTOR_SIZE};
 pub use checksum::crc32c;
-pub use device::{DevT, DmDev, MappedDevice, Mode};
+pub use device::{DevT, DmDev, MdId, Mode};
 pub use limits::QueueLimits;
+pub use noio::NoIo;
 pub use params::{pool_target_name, thin_target_name};
 pub use status::{StatusType, StatusWriter};
-pub use target::{CtrError, EndIo, MapResult, TableEvent, Target, TargetCtx, TargetType};
+pub use target::{
+    CtrError, StatusFlags, TableEvent, Target, TargetCtx, TargetRef, TargetType,
+};
+pub use workqueue::{WorkHandler, Worker, WorkerRef};

@@ -2,12 +2,27 @@
 //!
 //! A [`Target`] implementation is the target's per-instance object (what C
 //! keeps in `ti->private`). [`TargetType`] registers a `struct target_type`
-//! whose function pointers are the generic trampolines below; each one
-//! recovers `&T` from `ti->private` and calls the trait method.
+//! whose function pointers are the generic trampolines below; each recovers
+//! the instance from `ti->private` and calls the trait method with a
+//! [`TargetRef`] for `ti`. Optional callbacks a target does not implement
+//! are left unset (`#[vtable]`), so device-mapper sees exactly what C would.
+//!
+//! Lifetime of an instance, as the trampolines enforce it:
+//! - `ctr`: devices opened through [`TargetCtx`] are recorded by the layer.
+//!   On failure they are put before returning; on success the target object
+//!   and the record go into `ti->private` together.
+//! - `dtr`: `ti->private` is cleared, the target object dropped, then every
+//!   [`TableEvent`] and [`DmDev`] handle it created is revoked and the
+//!   devices are put, so clones kept elsewhere (a shared pool) never reach a
+//!   freed table or device.
+//!
+//! Context: `ctr`, `dtr`, `message`, `status`, the suspend and resume hooks
+//! and `iterate_devices`/`io_hints` run in process context and may sleep;
+//! `map` and `end_io` must not sleep (`end_io` may run in interrupt context).
 
 use super::args::Args;
-use super::bio::{Bio, BlkStatus};
-use super::device::{DmDev, Mode};
+use super::bio::{BlkStatus, EndIoBio, Ended, MapBio, Mapped};
+use super::device::{DmDev, MdId, Mode};
 use super::limits::QueueLimits;
 use super::status::{StatusType, StatusWriter};
 use crate::bindings;
@@ -15,9 +30,10 @@ use crate::bindings::ffi::{c_char, c_int, c_uint, c_void};
 use core::ffi::CStr;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
-use kernel::alloc::KBox;
-use kernel::error::{code, Error};
+use kernel::alloc::{KBox, KVec};
+use kernel::error::{code, Error, VTABLE_DEFAULT_ERROR};
 use kernel::prelude::*;
+use kernel::sync::{new_mutex, Arc, Mutex};
 
 /// A constructor failure: the `ti->error` text and the errno returned.
 #[derive(Debug, Clone, Copy)]
@@ -38,82 +54,176 @@ impl CtrError {
     }
 }
 
-/// What `map` did with a bio.
-pub enum MapResult<P> {
-    /// Remapped: device-mapper submits it (`DM_MAPIO_REMAPPED`).
-    Remapped(Bio<P>),
-    /// The target took it (deferred, submitted or ended): `DM_MAPIO_SUBMITTED`.
-    Submitted,
-    /// Fail it with an I/O error (`DM_MAPIO_KILL`).
-    Kill(Bio<P>),
-    /// Ask device-mapper to requeue it (`DM_MAPIO_REQUEUE`).
-    Requeue(Bio<P>),
+/// The flags a status call carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusFlags(u32);
+
+impl StatusFlags {
+    /// `dmsetup status --noflush`: do not commit or flush anything to answer.
+    pub fn noflush(self) -> bool {
+        self.0 & bindings::DM_STATUS_NOFLUSH_FLAG != 0
+    }
 }
 
-/// What `end_io` decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndIo {
-    /// Let the completion proceed (`DM_ENDIO_DONE`).
-    Done,
-    /// The target took the bio back and will complete it later.
-    Incomplete,
-    /// Requeue the bio (`DM_ENDIO_REQUEUE`).
-    Requeue,
+/// The `dm_target` a callback is made for, borrowed for the call.
+pub struct TargetRef<'a> {
+    // INVARIANT: a constructed target, valid for `'a`. Its fields are only
+    // read through raw pointers: device-mapper owns the struct.
+    ti: NonNull<bindings::dm_target>,
+    _p: PhantomData<&'a bindings::dm_target>,
+}
+
+impl TargetRef<'_> {
+    fn field<F: Copy>(&self, f: impl FnOnce(*const bindings::dm_target) -> *const F) -> F {
+        // SAFETY: `ti` is valid (type invariant); `f` only projects a field.
+        unsafe { core::ptr::read(f(self.ti.as_ptr())) }
+    }
+
+    fn table(&self) -> *mut bindings::dm_table {
+        // SAFETY: projection of a field of a valid target.
+        self.field(|ti| unsafe { core::ptr::addr_of!((*ti).table) })
+    }
+
+    /// First sector of the target in its device.
+    pub fn begin(&self) -> u64 {
+        // SAFETY: projection of a field of a valid target.
+        self.field(|ti| unsafe { core::ptr::addr_of!((*ti).begin) })
+    }
+
+    /// Length of the target in sectors (`ti->len`).
+    pub fn len(&self) -> u64 {
+        // SAFETY: projection of a field of a valid target.
+        self.field(|ti| unsafe { core::ptr::addr_of!((*ti).len) })
+    }
+
+    /// The mapped device the target's table belongs to.
+    pub fn md_id(&self) -> MdId {
+        // SAFETY: the table of a live target is valid; dm_table_get_md only
+        // reads it.
+        MdId::from_raw(unsafe { bindings::dm_table_get_md(self.table()) })
+    }
+
+    /// The name of the mapped device (`dm_device_name`), for log lines.
+    pub fn device_name(&self) -> &CStr {
+        // SAFETY: the mapped device outlives its tables' callbacks.
+        let p = unsafe { bindings::dm_device_name(bindings::dm_table_get_md(self.table())) };
+        if p.is_null() {
+            return c"";
+        }
+        // SAFETY: a NUL-terminated name owned by the mapped device.
+        unsafe { CStr::from_ptr(p.cast()) }
+    }
+
+    /// Whether the mapped device is suspended (`dm_suspended`).
+    pub fn suspended(&self) -> bool {
+        // SAFETY: `ti` is valid.
+        unsafe { bindings::dm_suspended(self.ti.as_ptr()) != 0 }
+    }
+
+    /// Whether a noflush suspend is in progress (`dm_noflush_suspending`).
+    pub fn noflush_suspending(&self) -> bool {
+        // SAFETY: `ti` is valid.
+        unsafe { bindings::dm_noflush_suspending(self.ti.as_ptr()) != 0 }
+    }
+
+    /// Signals a table event for this target's table. Sleeps.
+    pub fn table_event(&self) {
+        // SAFETY: the table of a live target is valid.
+        unsafe { bindings::dm_table_event(self.table()) };
+    }
 }
 
 /// A device-mapper target instance. Callbacks the kernel makes concurrently
 /// (map, end_io, status, message, ...) take `&self`; state they change lives
 /// behind the implementation's own locks.
+#[vtable]
 pub trait Target: Sized + Send + Sync {
     /// Per-bio data device-mapper keeps beside each bio for this target.
-    type PerBio: Default + Send;
+    type PerBio: Default + Send + Sync;
+    /// State shared by every instance of the target type, given at
+    /// registration (the C module's globals, e.g. the pool table).
+    type Context: Send + Sync;
 
-    /// Builds the target from its table line; `Err` sets `ti->error`.
-    fn ctr(ctx: &mut TargetCtx<'_>, args: &Args<'_>) -> Result<Self, CtrError>;
+    /// Builds the target from its table line; `Err` sets `ti->error`. Sleeps.
+    fn ctr(
+        ctx: &mut TargetCtx<'_>,
+        shared: &Self::Context,
+        args: &Args<'_>,
+    ) -> Result<Self, CtrError>;
 
-    /// Maps a bio.
-    fn map(&self, bio: Bio<Self::PerBio>) -> MapResult<Self::PerBio>;
+    /// Maps a bio. Must not sleep.
+    fn map<'a>(&self, ti: &TargetRef<'_>, bio: MapBio<'a, Self::PerBio>) -> Mapped<'a>;
 
-    /// Sees a bio's completion.
-    fn end_io(&self, _bio: &mut Bio<Self::PerBio>, _status: &mut BlkStatus) -> EndIo {
-        EndIo::Done
+    /// Sees a bio's completion. Must not sleep.
+    fn end_io<'a>(
+        &self,
+        _ti: &TargetRef<'_>,
+        _bio: EndIoBio<'a, Self::PerBio>,
+        _status: &mut BlkStatus,
+    ) -> Ended<'a> {
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Writes the status (`dmsetup status`) or table (`dmsetup table`) line.
-    fn status(&self, _kind: StatusType, _out: &mut StatusWriter<'_>) {}
+    fn status(
+        &self,
+        _ti: &TargetRef<'_>,
+        _kind: StatusType,
+        _flags: StatusFlags,
+        _out: &mut StatusWriter<'_>,
+    ) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
-    /// Handles `dmsetup message`.
-    fn message(&self, _args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
-        Err(code::EINVAL)
+    /// Handles `dmsetup message`. Sleeps.
+    fn message(&self, _ti: &TargetRef<'_>, _args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Before a suspend.
-    fn presuspend(&self) {}
+    fn presuspend(&self, _ti: &TargetRef<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
     /// A suspend that `presuspend` began was cancelled.
-    fn presuspend_undo(&self) {}
+    fn presuspend_undo(&self, _ti: &TargetRef<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
     /// After a suspend, with no I/O in flight.
-    fn postsuspend(&self) {}
+    fn postsuspend(&self, _ti: &TargetRef<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
     /// Before a resume; an error keeps the device suspended.
-    fn preresume(&self) -> Result {
-        Ok(())
+    fn preresume(&self, _ti: &TargetRef<'_>) -> Result {
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
     /// On resume.
-    fn resume(&self) {}
+    fn resume(&self, _ti: &TargetRef<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 
     /// Calls `f(device, start, len)` for each underlying device; stops at and
-    /// returns the first non-zero result.
-    fn iterate_devices(&self, _f: &mut dyn FnMut(&DmDev, u64, u64) -> i32) -> i32 {
-        0
+    /// returns the first non-zero result. Only devices this target opened
+    /// are passed on to device-mapper.
+    fn iterate_devices(
+        &self,
+        _ti: &TargetRef<'_>,
+        _f: &mut dyn FnMut(&DmDev, u64, u64) -> i32,
+    ) -> i32 {
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Adjusts the queue limits.
-    fn io_hints(&self, _limits: &mut QueueLimits<'_>) {}
+    fn io_hints(&self, _ti: &TargetRef<'_>, _limits: &mut QueueLimits<'_>) {
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
 }
 
 /// The target being constructed, for use inside [`Target::ctr`].
 pub struct TargetCtx<'a> {
     // INVARIANT: `ti` is the dm_target under construction, valid for `'a`.
     ti: NonNull<bindings::dm_target>,
+    devs: KVec<DmDev>,
+    events: KVec<TableEvent>,
     _p: PhantomData<&'a mut bindings::dm_target>,
 }
 
@@ -123,12 +233,24 @@ impl TargetCtx<'_> {
         unsafe { self.ti.as_mut() }
     }
 
-    /// Opens an underlying device (`dm_get_device`). The handle must be kept
-    /// in the target object, which is what guarantees it does not outlive it.
+    /// The target as callbacks see it.
+    pub fn target_ref(&self) -> TargetRef<'_> {
+        // INVARIANT: valid for the borrow of the context.
+        TargetRef {
+            ti: self.ti,
+            _p: PhantomData,
+        }
+    }
+
+    /// Opens an underlying device (`dm_get_device`). The layer puts it when
+    /// the target is destroyed (or its constructor fails). Sleeps.
     pub fn get_device(&mut self, path: &CStr, mode: Mode) -> Result<DmDev> {
-        // SAFETY: `ti` is the target under construction; the target object
-        // that will own the DmDev is dropped in dtr, before `ti` goes away.
-        unsafe { DmDev::open(self.ti, path, mode) }
+        self.devs.reserve(1, GFP_KERNEL)?;
+        // SAFETY: `ti` is the target under construction; the device is
+        // recorded below and put by the ctr (on failure) or dtr trampoline.
+        let dev = unsafe { DmDev::open(self.ti, path, mode) }?;
+        self.devs.push(dev.clone(), GFP_KERNEL)?;
+        Ok(dev)
     }
 
     /// The mode of the table being loaded (`dm_table_get_mode`).
@@ -138,12 +260,20 @@ impl TargetCtx<'_> {
         Mode(unsafe { bindings::dm_table_get_mode(table) })
     }
 
-    /// A handle that raises table events for this target's table.
+    /// A handle that raises table events for this target's table, valid
+    /// (and revoked) like the devices.
     pub fn table_event(&mut self) -> Result<TableEvent> {
         let table = NonNull::new(self.ti().table).ok_or(code::EINVAL)?;
-        // INVARIANT: the table of the target under construction; the caller
-        // keeps the handle in the target object.
-        Ok(TableEvent { table })
+        self.events.reserve(1, GFP_KERNEL)?;
+        let inner = Arc::pin_init(new_mutex!(Some(TablePtr(table))), GFP_KERNEL)?;
+        let ev = TableEvent { inner };
+        self.events.push(ev.clone(), GFP_KERNEL)?;
+        Ok(ev)
+    }
+
+    /// The mapped device of the table being loaded.
+    pub fn md_id(&self) -> MdId {
+        self.target_ref().md_id()
     }
 
     /// Length of the target in sectors.
@@ -190,50 +320,89 @@ impl TargetCtx<'_> {
     pub fn set_accounts_remapped_io(&mut self, v: bool) {
         self.ti().set_accounts_remapped_io(v);
     }
+
+    /// Revokes and puts everything recorded. Sleeps.
+    fn release(ti: NonNull<bindings::dm_target>, devs: KVec<DmDev>, events: KVec<TableEvent>) {
+        for ev in events.iter() {
+            ev.revoke();
+        }
+        for dev in devs.iter() {
+            // SAFETY: each device was opened on `ti` by this context and is
+            // put once, here, in ctr failure or dtr.
+            unsafe { dev.put(ti) };
+        }
+    }
 }
 
-/// Raises device-mapper table events (`dm_table_event`) for the target that
-/// created it, e.g. when a pool reaches its low water mark or changes mode.
-///
-/// Created in the constructor and kept in the target object, so it never
-/// outlives the target's table.
+struct TablePtr(NonNull<bindings::dm_table>);
+
+// SAFETY: a table pointer may be used from any thread while the table lives;
+// the mutex around it and revocation in dtr bound that.
+unsafe impl Send for TablePtr {}
+
+/// Raises device-mapper table events (`dm_table_event`) for the table of the
+/// target that created it, e.g. when a pool reaches its low water mark or
+/// changes mode. Clones may be kept anywhere: once the table is destroyed
+/// the handle is revoked and [`TableEvent::trigger`] does nothing.
+#[derive(Clone)]
 pub struct TableEvent {
-    // INVARIANT: `table` is the table of the target that created this handle;
-    // the handle lives inside that target object, dropped in dtr before the
-    // table is destroyed.
-    table: NonNull<bindings::dm_table>,
+    inner: Arc<Mutex<Option<TablePtr>>>,
 }
-
-// SAFETY: dm_table_event may be called from any context that may sleep, on
-// any thread, while the table lives.
-unsafe impl Send for TableEvent {}
-// SAFETY: `trigger` takes `&self` and dm_table_event does its own locking.
-unsafe impl Sync for TableEvent {}
 
 impl TableEvent {
-    /// Signals a table event to userspace (`dmsetup wait`, lvm's monitor).
-    pub fn trigger(&self) {
-        // SAFETY: the table outlives the handle (type invariant).
-        unsafe { bindings::dm_table_event(self.table.as_ptr()) };
+    /// Signals a table event to userspace (`dmsetup wait`, lvm's monitor);
+    /// `false` if the table is gone. Sleeps.
+    pub fn trigger(&self) -> bool {
+        let guard = self.inner.lock();
+        match &*guard {
+            Some(t) => {
+                // SAFETY: not revoked, so the table is alive; revocation
+                // waits for this lock.
+                unsafe { bindings::dm_table_event(t.0.as_ptr()) };
+                true
+            }
+            None => false,
+        }
     }
+
+    fn revoke(&self) {
+        *self.inner.lock() = None;
+    }
+}
+
+/// What `ti->private` points to: the target and what the layer owns for it.
+struct Instance<T> {
+    target: T,
+    devs: KVec<DmDev>,
+    events: KVec<TableEvent>,
+}
+
+/// The registered `target_type` and the type's shared context; device-mapper
+/// knows only the first field, and the trampolines find the rest from
+/// `ti->type`.
+#[repr(C)]
+struct TypeBox<T: Target> {
+    raw: bindings::target_type,
+    shared: T::Context,
 }
 
 /// A registered target type; unregistered when dropped.
 pub struct TargetType<T: Target> {
-    // INVARIANT: `raw` is registered with device-mapper from creation until
+    // INVARIANT: `b.raw` is registered with device-mapper from creation until
     // drop, and its heap address never changes while registered.
-    raw: KBox<bindings::target_type>,
-    _p: PhantomData<T>,
+    b: KBox<TypeBox<T>>,
 }
 
 // SAFETY: the registered target_type is only touched by device-mapper under
-// its own locks; we only unregister it, from module exit.
+// its own locks; we only unregister it, from module exit. The context is
+// `Send + Sync`.
 unsafe impl<T: Target> Send for TargetType<T> {}
 // SAFETY: no method reads or writes through `&self`.
 unsafe impl<T: Target> Sync for TargetType<T> {}
 
 impl<T: Target> TargetType<T> {
-    /// Registers target type `name` (`dm_register_target`).
+    /// Registers target type `name` (`dm_register_target`) with the context
+    /// its instances share.
     ///
     /// `name` must live as long as the module (a string literal or a module
     /// parameter), which `'static` ensures.
@@ -242,7 +411,9 @@ impl<T: Target> TargetType<T> {
         version: [u32; 3],
         features: u64,
         module: &'static ThisModule,
+        shared: T::Context,
     ) -> Result<Self> {
+        let needs_end_io = T::HAS_END_IO || core::mem::needs_drop::<T::PerBio>();
         let tt = bindings::target_type {
             features,
             name: name.as_ptr().cast(),
@@ -251,30 +422,35 @@ impl<T: Target> TargetType<T> {
             ctr: Some(ctr::<T>),
             dtr: Some(dtr::<T>),
             map: Some(map::<T>),
-            end_io: Some(end_io::<T>),
-            presuspend: Some(presuspend::<T>),
-            presuspend_undo: Some(presuspend_undo::<T>),
-            postsuspend: Some(postsuspend::<T>),
-            preresume: Some(preresume::<T>),
-            resume: Some(resume::<T>),
-            status: Some(status::<T>),
-            message: Some(message::<T>),
-            iterate_devices: Some(iterate_devices::<T>),
-            io_hints: Some(io_hints::<T>),
+            end_io: if needs_end_io { Some(end_io::<T>) } else { None },
+            presuspend: if T::HAS_PRESUSPEND { Some(presuspend::<T>) } else { None },
+            presuspend_undo: if T::HAS_PRESUSPEND_UNDO {
+                Some(presuspend_undo::<T>)
+            } else {
+                None
+            },
+            postsuspend: if T::HAS_POSTSUSPEND { Some(postsuspend::<T>) } else { None },
+            preresume: if T::HAS_PRERESUME { Some(preresume::<T>) } else { None },
+            resume: if T::HAS_RESUME { Some(resume::<T>) } else { None },
+            status: if T::HAS_STATUS { Some(status::<T>) } else { None },
+            message: if T::HAS_MESSAGE { Some(message::<T>) } else { None },
+            iterate_devices: if T::HAS_ITERATE_DEVICES {
+                Some(iterate_devices::<T>)
+            } else {
+                None
+            },
+            io_hints: if T::HAS_IO_HINTS { Some(io_hints::<T>) } else { None },
             ..Default::default()
         };
-        let mut raw = KBox::new(tt, GFP_KERNEL)?;
-        // SAFETY: `raw` is a fully initialised target_type at a stable heap
+        let mut b = KBox::new(TypeBox { raw: tt, shared }, GFP_KERNEL)?;
+        // SAFETY: `b.raw` is a fully initialised target_type at a stable heap
         // address that stays registered until `drop`.
-        let r = unsafe { bindings::dm_register_target(&mut *raw) };
+        let r = unsafe { bindings::dm_register_target(&mut b.raw) };
         if r != 0 {
             return Err(Error::from_errno(r));
         }
         // INVARIANT: registered just now.
-        Ok(TargetType {
-            raw,
-            _p: PhantomData,
-        })
+        Ok(TargetType { b })
     }
 }
 
@@ -282,16 +458,24 @@ impl<T: Target> Drop for TargetType<T> {
     fn drop(&mut self) {
         // SAFETY: registered since creation (type invariant); dm refuses to
         // unload a module whose targets are in use, so none is live.
-        unsafe { bindings::dm_unregister_target(&mut *self.raw) };
+        unsafe { bindings::dm_unregister_target(&mut self.b.raw) };
     }
 }
 
 /// # Safety
 ///
-/// `ti` must be a constructed target of type `T` (ctr succeeded).
-unsafe fn target<'a, T: Target>(ti: *mut bindings::dm_target) -> &'a T {
-    // SAFETY: ctr stored a `KBox<T>` in `private`; dtr has not run yet.
-    unsafe { &*((*ti).private as *const T) }
+/// `ti` must be a constructed target of type `T` (ctr succeeded, dtr not yet
+/// begun), and the result is used only during the current callback.
+unsafe fn instance<'a, T: Target>(ti: *mut bindings::dm_target) -> (&'a T, TargetRef<'a>) {
+    // SAFETY: ctr stored a `KBox<Instance<T>>` in `private`; dtr has not run.
+    let inst = unsafe { &*((*ti).private as *const Instance<T>) };
+    // INVARIANT: `ti` is valid for the callback (caller).
+    let tref = TargetRef {
+        // SAFETY: non-null: device-mapper passes a target.
+        ti: unsafe { NonNull::new_unchecked(ti) },
+        _p: PhantomData,
+    };
+    (&inst.target, tref)
 }
 
 unsafe extern "C" fn ctr<T: Target>(
@@ -299,32 +483,45 @@ unsafe extern "C" fn ctr<T: Target>(
     argc: c_uint,
     argv: *mut *mut c_char,
 ) -> c_int {
+    const {
+        assert!(core::mem::align_of::<T::PerBio>() <= core::mem::align_of::<bindings::bio>());
+    }
     let Some(ti) = NonNull::new(ti) else {
         return code::EINVAL.to_errno();
     };
+    // SAFETY: device-mapper sets `ti->type` to the target_type registered by
+    // `TargetType::<T>::register`, the first field of a live `TypeBox<T>`
+    // (repr(C)) that outlives every constructor call.
+    let shared = unsafe { &(*((*ti.as_ptr()).type_ as *const TypeBox<T>)).shared };
     // SAFETY: device-mapper passes `argc` valid strings, alive during ctr.
     let args = unsafe { Args::from_raw(argc, argv) };
     // INVARIANT: `ti` is the target under construction for this call.
     let mut ctx = TargetCtx {
         ti,
+        devs: KVec::new(),
+        events: KVec::new(),
         _p: PhantomData,
     };
     let size = core::mem::size_of::<T::PerBio>();
     // SAFETY: `ti` is valid and ours during ctr.
     unsafe { (*ti.as_ptr()).per_io_data_size = size as c_uint };
-    let result = T::ctr(&mut ctx, &args).and_then(|t| {
-        KBox::new(t, GFP_KERNEL).map_err(|_| CtrError {
-            msg: c"Cannot allocate memory",
-            err: code::ENOMEM,
-        })
-    });
+    // Allocated first, so that nothing can fail after the target is built.
+    let Ok(slot) = KBox::<Instance<T>>::new_uninit(GFP_KERNEL) else {
+        // SAFETY: `ti->error` takes a static string.
+        unsafe { (*ti.as_ptr()).error = c"Cannot allocate memory".as_ptr().cast_mut().cast() };
+        return code::ENOMEM.to_errno();
+    };
+    let result = T::ctr(&mut ctx, shared, &args);
+    let TargetCtx { devs, events, .. } = ctx;
     match result {
-        Ok(b) => {
+        Ok(target) => {
+            let b = KBox::write(slot, Instance { target, devs, events });
             // SAFETY: `ti` is ours during ctr; dtr turns this back into a KBox.
             unsafe { (*ti.as_ptr()).private = KBox::into_raw(b).cast() };
             0
         }
         Err(e) => {
+            TargetCtx::release(ti, devs, events);
             // SAFETY: `ti->error` takes a static string, as C string literals are.
             unsafe { (*ti.as_ptr()).error = e.msg.as_ptr().cast_mut().cast() };
             e.err.to_errno()
@@ -333,44 +530,39 @@ unsafe extern "C" fn ctr<T: Target>(
 }
 
 unsafe extern "C" fn dtr<T: Target>(ti: *mut bindings::dm_target) {
-    // SAFETY: ctr succeeded and stored a `KBox<T>`; dtr is called once.
-    let b = unsafe { KBox::from_raw((*ti).private.cast::<T>()) };
-    drop(b);
+    let Some(ti) = NonNull::new(ti) else { return };
+    // SAFETY: ctr succeeded and stored a `KBox<Instance<T>>`; dtr is called
+    // once. `private` is cleared before anything is dropped.
+    let inst = unsafe {
+        let p = (*ti.as_ptr()).private.cast::<Instance<T>>();
+        (*ti.as_ptr()).private = core::ptr::null_mut();
+        KBox::from_raw(p)
+    };
+    let Instance {
+        target,
+        devs,
+        events,
+    } = KBox::into_inner(inst);
+    drop(target);
+    TargetCtx::release(ti, devs, events);
 }
 
 unsafe extern "C" fn map<T: Target>(
     ti: *mut bindings::dm_target,
     bio: *mut bindings::bio,
 ) -> c_int {
-    // SAFETY: a constructed target.
-    let t = unsafe { target::<T>(ti) };
+    // SAFETY: a constructed target, for this call.
+    let (t, tref) = unsafe { instance::<T>(ti) };
     let Some(raw) = NonNull::new(bio) else {
         return bindings::DM_MAPIO_KILL as c_int;
     };
     // SAFETY: device-mapper reserved `per_io_data_size` bytes for each bio
-    // (set in ctr); we initialise them before wrapping the bio.
-    unsafe {
-        let data = bindings::dm_per_bio_data(raw.as_ptr(), core::mem::size_of::<T::PerBio>());
-        data.cast::<T::PerBio>().write(T::PerBio::default());
-    }
-    // SAFETY: the bio is handed to the target by map; its per-bio data is
-    // initialised just above.
-    let bio = unsafe { Bio::from_raw(raw) };
-    match t.map(bio) {
-        MapResult::Remapped(b) => {
-            b.into_raw();
-            bindings::DM_MAPIO_REMAPPED as c_int
-        }
-        MapResult::Submitted => bindings::DM_MAPIO_SUBMITTED as c_int,
-        MapResult::Kill(b) => {
-            b.into_raw();
-            bindings::DM_MAPIO_KILL as c_int
-        }
-        MapResult::Requeue(b) => {
-            b.into_raw();
-            bindings::DM_MAPIO_REQUEUE as c_int
-        }
-    }
+    // (set in ctr), aligned for `PerBio` (checked in ctr); every bio passes
+    // through map once before end_io, so this is where `P` is made.
+    unsafe { super::bio::per_bio::<T::PerBio>(raw).write(T::PerBio::default()) };
+    // SAFETY: the bio passed to this target's map, per-bio data initialised.
+    let bio = unsafe { MapBio::new(raw, tref.ti) };
+    t.map(&tref, bio).code as c_int
 }
 
 unsafe extern "C" fn end_io<T: Target>(
@@ -378,66 +570,75 @@ unsafe extern "C" fn end_io<T: Target>(
     bio: *mut bindings::bio,
     error: *mut bindings::blk_status_t,
 ) -> c_int {
-    // SAFETY: a constructed target.
-    let t = unsafe { target::<T>(ti) };
     let (Some(raw), false) = (NonNull::new(bio), error.is_null()) else {
         return bindings::DM_ENDIO_DONE as c_int;
     };
-    // SAFETY: a bio this target mapped (so its per-bio data is initialised),
-    // borrowed for the call.
-    let mut bio = unsafe { Bio::<T::PerBio>::borrowed(raw) };
-    // SAFETY: `error` is a valid in/out status for the call.
-    let mut status = BlkStatus(unsafe { *error });
-    let r = t.end_io(&mut bio, &mut status);
-    // SAFETY: as above.
-    unsafe { *error = status.0 };
-    match r {
-        EndIo::Done => bindings::DM_ENDIO_DONE as c_int,
-        EndIo::Incomplete => bindings::DM_ENDIO_INCOMPLETE as c_int,
-        EndIo::Requeue => bindings::DM_ENDIO_REQUEUE as c_int,
+    let code = if T::HAS_END_IO {
+        // SAFETY: a constructed target, for this call.
+        let (t, tref) = unsafe { instance::<T>(ti) };
+        // SAFETY: `error` is a valid in/out status for the call.
+        let mut status = BlkStatus(unsafe { *error });
+        // SAFETY: a bio this target mapped, completing now.
+        let ended = t.end_io(&tref, unsafe { EndIoBio::new(raw) }, &mut status);
+        // SAFETY: as above.
+        unsafe { *error = status.0 };
+        ended.code
+    } else {
+        bindings::DM_ENDIO_DONE
+    };
+    if code != bindings::DM_ENDIO_INCOMPLETE {
+        // SAFETY: device-mapper frees the clone after DONE or REQUEUE; its
+        // per-bio data, made in map, is dropped once, now.
+        unsafe { core::ptr::drop_in_place(super::bio::per_bio::<T::PerBio>(raw)) };
     }
+    code as c_int
 }
 
 unsafe extern "C" fn presuspend<T: Target>(ti: *mut bindings::dm_target) {
-    // SAFETY: a constructed target.
-    unsafe { target::<T>(ti) }.presuspend()
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
+    t.presuspend(&r)
 }
 
 unsafe extern "C" fn presuspend_undo<T: Target>(ti: *mut bindings::dm_target) {
-    // SAFETY: a constructed target.
-    unsafe { target::<T>(ti) }.presuspend_undo()
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
+    t.presuspend_undo(&r)
 }
 
 unsafe extern "C" fn postsuspend<T: Target>(ti: *mut bindings::dm_target) {
-    // SAFETY: a constructed target.
-    unsafe { target::<T>(ti) }.postsuspend()
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
+    t.postsuspend(&r)
 }
 
 unsafe extern "C" fn preresume<T: Target>(ti: *mut bindings::dm_target) -> c_int {
-    // SAFETY: a constructed target.
-    match unsafe { target::<T>(ti) }.preresume() {
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
+    match t.preresume(&r) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
 unsafe extern "C" fn resume<T: Target>(ti: *mut bindings::dm_target) {
-    // SAFETY: a constructed target.
-    unsafe { target::<T>(ti) }.resume()
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
+    t.resume(&r)
 }
 
 unsafe extern "C" fn status<T: Target>(
     ti: *mut bindings::dm_target,
     kind: bindings::status_type_t,
-    _flags: c_uint,
+    flags: c_uint,
     result: *mut c_char,
     maxlen: c_uint,
 ) {
-    // SAFETY: a constructed target.
-    let t = unsafe { target::<T>(ti) };
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
     // SAFETY: device-mapper gives `maxlen` writable bytes at `result`.
     let mut out = unsafe { StatusWriter::from_raw(result, maxlen) };
-    t.status(StatusType::from_raw(kind), &mut out);
+    t.status(&r, StatusType::from_raw(kind), StatusFlags(flags), &mut out);
 }
 
 unsafe extern "C" fn message<T: Target>(
@@ -447,13 +648,13 @@ unsafe extern "C" fn message<T: Target>(
     result: *mut c_char,
     maxlen: c_uint,
 ) -> c_int {
-    // SAFETY: a constructed target.
-    let t = unsafe { target::<T>(ti) };
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
     // SAFETY: `argc` valid strings for the call.
     let args = unsafe { Args::from_raw(argc, argv) };
     // SAFETY: `maxlen` writable bytes at `result`.
     let mut out = unsafe { StatusWriter::from_raw(result, maxlen) };
-    match t.message(&args, &mut out) {
+    match t.message(&r, &args, &mut out) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -464,29 +665,33 @@ unsafe extern "C" fn iterate_devices<T: Target>(
     f: bindings::iterate_devices_callout_fn,
     data: *mut c_void,
 ) -> c_int {
-    // SAFETY: a constructed target.
-    let t = unsafe { target::<T>(ti) };
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
     let Some(f) = f else {
         return 0;
     };
+    let this = r.ti;
     let mut visit = |dev: &DmDev, start: u64, len: u64| -> i32 {
-        // SAFETY: calls device-mapper's callout with its own `data` and a
-        // device this target holds.
-        unsafe { f(ti, dev.as_raw(), start, len, data) }
+        match dev.raw_for(this) {
+            // SAFETY: device-mapper's callout with its own `data` and a
+            // device this target opened, held until its dtr.
+            Some((raw, _)) => unsafe { f(this.as_ptr(), raw.as_ptr(), start, len, data) },
+            None => 0,
+        }
     };
-    t.iterate_devices(&mut visit)
+    t.iterate_devices(&r, &mut visit)
 }
 
 unsafe extern "C" fn io_hints<T: Target>(
     ti: *mut bindings::dm_target,
     limits: *mut bindings::queue_limits,
 ) {
-    // SAFETY: a constructed target.
-    let t = unsafe { target::<T>(ti) };
+    // SAFETY: a constructed target, for this call.
+    let (t, r) = unsafe { instance::<T>(ti) };
     if limits.is_null() {
         return;
     }
     // SAFETY: device-mapper passes the limits being stacked, ours for the call.
     let mut l = unsafe { QueueLimits::from_raw(limits) };
-    t.io_hints(&mut l);
+    t.io_hints(&r, &mut l);
 }

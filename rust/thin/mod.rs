@@ -1,11 +1,19 @@
-//! Thin provisioning: the metadata API and the `thin-pool` and `thin` targets.
+//! Thin provisioning: the metadata API, the pool object and the `thin-pool`
+//! and `thin` targets. Safe Rust over `crate::dm`: the compiler keeps FFI
+//! `unsafe` out of this layer.
+
+#![deny(unsafe_code)]
 
 #[allow(dead_code, unused_imports)]
 pub mod metadata;
+mod metadata_dev;
+pub mod pool;
+mod pool_message;
 mod pool_target;
 pub mod table_line;
 mod thin_target;
 
+pub use pool::new_shared_pools;
 pub use pool_target::PoolTarget;
 pub use thin_target::ThinTarget;
 

@@ -1,27 +1,28 @@
-//! The `thin-pool` target: table line, devices, and (with the I/O path) the
-//! pool that owns the metadata and the data device.
+//! The `thin-pool` target (C `pool_c` and the `pool_*` callbacks): one table
+//! line over a [`Pool`] it finds or creates, binds on resume, and releases
+//! when its table goes.
 
+use super::pool::{PoolKey, Pool, PoolMode, SharedPools, THIN_METADATA_MAX_SECTORS};
+use super::pool_message::pool_message;
 use super::table_line::{self, msg, PoolFeatures};
 use crate::dm::{
-    Args, Bio, CtrError, DmDev, MapResult, Mode, StatusType, StatusWriter, Target, TargetCtx,
+    Args, CtrError, DmDev, MapBio, Mapped, Mode, NoIo, QueueLimits, StatusFlags, StatusType,
+    StatusWriter, TableEvent, Target, TargetCtx, TargetRef,
 };
 use core::fmt::Write;
+use kernel::prelude::*;
+use kernel::sync::Arc;
 
-/// `ti->error` while the pool engine (the I/O-path issue) is not built: the
-/// one temporary refusal in dm-thin-rs. Everything before it is checked as C
-/// checks it.
-const ENGINE_NOT_BUILT: &core::ffi::CStr =
-    c"dm-thin-rs: pool engine not built yet (table line valid)";
-
-/// One `thin-pool` table line's target: its devices and settings.
-///
-/// Created by the constructor, dropped by the destructor; immutable between.
+/// One `thin-pool` table line's target.
 pub struct PoolTarget {
+    pool: Arc<Pool>,
+    pools: SharedPools,
     metadata_dev: DmDev,
     data_dev: DmDev,
-    block_size: u32,
     low_water_blocks: u64,
-    features: PoolFeatures,
+    /// The features as the table line gave them (`pt->requested_pf`).
+    requested: PoolFeatures,
+    events: TableEvent,
 }
 
 impl PoolTarget {
@@ -31,6 +32,100 @@ impl PoolTarget {
         | crate::bindings::DM_TARGET_ALWAYS_WRITEABLE as u64
         | crate::bindings::DM_TARGET_IMMUTABLE as u64
         | crate::bindings::DM_TARGET_PASSES_CRYPTO as u64;
+
+    /// This target's identity for the pool's binding (its address, stable
+    /// once device-mapper holds it).
+    fn id(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// C `calc_metadata_threshold`: 4 MiB or a quarter of the device.
+    fn metadata_threshold(&self) -> u64 {
+        let sectors = self.metadata_dev.nr_sectors().unwrap_or(0);
+        let blocks = sectors.min(THIN_METADATA_MAX_SECTORS) / 8;
+        (blocks / 4).min(1024)
+    }
+
+    /// C `maybe_resize_data_dev` and `maybe_resize_metadata_dev`; whether
+    /// a commit is due.
+    fn maybe_resize(&self, ti: &TargetRef<'_>) -> Result<bool> {
+        let core = self.pool.core();
+        let name = core.name();
+        let mut st = core.lock();
+        let mut need_commit = false;
+
+        let data_size = ti.len() / u64::from(core.block_size());
+        let sb_data_size = st.pmd.data_dev_size().map_err(|e| {
+            pr_err!("{}: failed to retrieve data device size\n", name);
+            super::pool::errno(e)
+        })?;
+        if data_size < sb_data_size {
+            pr_err!(
+                "{}: pool target ({} blocks) too small: expected {}\n",
+                name,
+                data_size,
+                sb_data_size
+            );
+            return Err(EINVAL);
+        } else if data_size > sb_data_size {
+            if st.pmd.needs_check() {
+                pr_err!("{}: unable to grow the data device until repaired.\n", name);
+                return Ok(false);
+            }
+            if sb_data_size > 0 {
+                pr_info!(
+                    "{}: growing the data device from {} to {} blocks\n",
+                    name,
+                    sb_data_size,
+                    data_size
+                );
+            }
+            if let Err(e) = st.pmd.resize_data_dev(data_size) {
+                st.metadata_operation_failed(name, "dm_pool_resize_data_dev", e);
+                return Err(super::pool::errno(e));
+            }
+            need_commit = true;
+        }
+
+        let md_size = match st.pmd.device_mut() {
+            Some(d) => crate::pdata::block_device::BlockDevice::nr_blocks(d),
+            None => 0,
+        };
+        let sb_md_size = st.pmd.metadata_dev_size().map_err(|e| {
+            pr_err!("{}: failed to retrieve metadata device size\n", name);
+            super::pool::errno(e)
+        })?;
+        if md_size < sb_md_size {
+            pr_err!(
+                "{}: metadata device ({} blocks) too small: expected {}\n",
+                name,
+                md_size,
+                sb_md_size
+            );
+            return Err(EINVAL);
+        } else if md_size > sb_md_size {
+            if st.pmd.needs_check() {
+                pr_err!("{}: unable to grow the metadata device until repaired.\n", name);
+                return Ok(need_commit);
+            }
+            pr_info!(
+                "{}: growing the metadata device from {} to {} blocks\n",
+                name,
+                sb_md_size,
+                md_size
+            );
+            if st.mode() == PoolMode::OutOfMetadataSpace {
+                let eins = st.pf.error_if_no_space;
+                st.set_mode(name, eins, PoolMode::Write);
+            }
+            if let Err(e) = st.pmd.resize_metadata_dev(md_size) {
+                st.metadata_operation_failed(name, "dm_pool_resize_metadata_dev", e);
+                return Err(super::pool::errno(e));
+            }
+            need_commit = true;
+        }
+        Ok(need_commit)
+    }
 }
 
 fn arg<'a>(args: &Args<'a>, i: usize) -> Result<&'a core::ffi::CStr, CtrError> {
@@ -38,12 +133,20 @@ fn arg<'a>(args: &Args<'a>, i: usize) -> Result<&'a core::ffi::CStr, CtrError> {
         .ok_or(CtrError::inval(msg::INVALID_ARGUMENT_COUNT))
 }
 
+#[vtable]
 impl Target for PoolTarget {
     type PerBio = ();
+    type Context = SharedPools;
 
     /// `thin-pool <metadata dev> <data dev> <block size> <low water mark>
     /// [<#features> <feature>*]`, checked in `pool_ctr`'s order.
-    fn ctr(ctx: &mut TargetCtx<'_>, args: &Args<'_>) -> Result<Self, CtrError> {
+    fn ctr(
+        ctx: &mut TargetCtx<'_>,
+        pools: &SharedPools,
+        args: &Args<'_>,
+    ) -> Result<Self, CtrError> {
+        let _noio = NoIo::enter();
+        let mut table = pools.lock();
         if args.len() < 4 {
             return Err(CtrError::inval(msg::INVALID_ARGUMENT_COUNT));
         }
@@ -64,6 +167,13 @@ impl Target for PoolTarget {
                 msg: msg::METADATA_DEV,
                 err,
             })?;
+        if metadata_dev.nr_sectors().unwrap_or(0) > THIN_METADATA_MAX_SECTORS {
+            pr_warn!(
+                "Metadata device {} is larger than {} sectors: excess space will not be used.\n",
+                metadata_dev.dev_t(),
+                THIN_METADATA_MAX_SECTORS
+            );
+        }
         let data_dev = ctx
             .get_device(data_path, Mode::READ_WRITE)
             .map_err(|err| CtrError {
@@ -74,47 +184,260 @@ impl Target for PoolTarget {
             table_line::parse_block_size(args.get(2).unwrap_or(b"")).map_err(CtrError::inval)?;
         let low_water_blocks =
             table_line::parse_low_water(args.get(3).unwrap_or(b"")).map_err(CtrError::inval)?;
-        let pool = PoolTarget {
+        let events = ctx.table_event().map_err(|err| CtrError {
+            msg: c"Cannot allocate memory",
+            err,
+        })?;
+        let tref = ctx.target_ref();
+        let key = PoolKey {
+            md: tref.md_id(),
+            name: tref.device_name(),
+            metadata_dev: metadata_dev.dev_t(),
+            data_dev: data_dev.dev_t(),
+            block_size,
+            read_only: features.read_only,
+        };
+        let found = table.find_or_create(&key);
+        drop(tref);
+        let (pool, created) = found.map_err(|(msg, err)| CtrError { msg, err })?;
+        let target = PoolTarget {
+            pool,
+            pools: pools.clone(),
             metadata_dev,
             data_dev,
-            block_size,
             low_water_blocks,
-            features,
+            requested: features,
+            events,
         };
-        // The line is valid and both devices are open; dropping `pool` puts
-        // them. The pool engine (metadata open, worker, bio handling) comes
-        // with the I/O-path issue.
-        drop(pool);
-        Err(CtrError::inval(ENGINE_NOT_BUILT))
+        // From here on, dropping `target` releases the pool (its Drop), which
+        // takes the table lock: release ours first on every error path.
+        let bound_discard = target.pool.core().lock().pf.discard_enabled;
+        if !created && features.discard_enabled != bound_discard {
+            drop(table);
+            drop(target);
+            return Err(CtrError::inval(
+                c"Discard support cannot be disabled once enabled",
+            ));
+        }
+        let threshold = target.metadata_threshold();
+        if target
+            .pool
+            .core()
+            .lock()
+            .pmd
+            .register_metadata_threshold(threshold)
+            .is_err()
+        {
+            drop(table);
+            drop(target);
+            return Err(CtrError::inval(c"Error registering metadata threshold"));
+        }
+        drop(table);
+        ctx.set_num_flush_bios(1);
+        ctx.set_limit_swap_bios(true);
+        if features.discard_enabled && features.discard_passdown {
+            ctx.set_discards(1, true);
+        }
+        Ok(target)
     }
 
     /// The pool device passes every bio to the data device (C `pool_map`).
-    fn map(&self, mut bio: Bio) -> MapResult<()> {
+    fn map<'a>(&self, _ti: &TargetRef<'_>, bio: MapBio<'a, ()>) -> Mapped<'a> {
         let sector = bio.sector();
-        bio.remap(&self.data_dev, sector);
-        MapResult::Remapped(bio)
+        bio.remap(&self.data_dev, sector)
     }
 
-    fn status(&self, kind: StatusType, out: &mut StatusWriter<'_>) {
-        // Word for word what C `pool_status` emits, trailing blank included.
-        if kind == StatusType::Table {
-            let nr = self.features.words().count();
-            let _ = write!(
-                out,
-                "{} {} {} {} {} ",
-                self.metadata_dev.dev_t(),
-                self.data_dev.dev_t(),
-                self.block_size,
-                self.low_water_blocks,
-                nr
-            );
-            for w in self.features.words() {
-                let _ = write!(out, "{} ", w);
+    /// C `pool_status`, word for word.
+    fn status(
+        &self,
+        ti: &TargetRef<'_>,
+        kind: StatusType,
+        flags: StatusFlags,
+        out: &mut StatusWriter<'_>,
+    ) {
+        match kind {
+            StatusType::Info => {
+                let _noio = NoIo::enter();
+                let core = self.pool.core();
+                let mut st = core.lock();
+                if st.mode() == PoolMode::Fail {
+                    let _ = out.write_str("Fail");
+                    return;
+                }
+                if !flags.noflush() && !ti.suspended() {
+                    let _ = st.commit(core.name());
+                }
+                if write_info(&st, self.metadata_threshold(), out).is_err() {
+                    pr_err!("{}: pool status could not be read\n", core.name());
+                    let _ = out.write_str("Error");
+                }
             }
+            StatusType::Table => {
+                let nr = self.requested.words().count();
+                let _ = write!(
+                    out,
+                    "{} {} {} {} {} ",
+                    self.metadata_dev.dev_t(),
+                    self.data_dev.dev_t(),
+                    self.pool.core().block_size(),
+                    self.low_water_blocks,
+                    nr
+                );
+                for w in self.requested.words() {
+                    let _ = write!(out, "{} ", w);
+                }
+            }
+            StatusType::Ima => {}
         }
     }
 
-    fn iterate_devices(&self, f: &mut dyn FnMut(&DmDev, u64, u64) -> i32) -> i32 {
-        f(&self.data_dev, 0, self.data_dev.nr_sectors())
+    fn message(&self, _ti: &TargetRef<'_>, args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
+        let _noio = NoIo::enter();
+        let core = self.pool.core();
+        let mut st = core.lock();
+        pool_message(&mut st, core.name(), args)
+    }
+
+    fn presuspend(&self, _ti: &TargetRef<'_>) {
+        self.pool.set_suspended(true);
+    }
+
+    fn presuspend_undo(&self, _ti: &TargetRef<'_>) {
+        self.pool.set_suspended(false);
+    }
+
+    fn postsuspend(&self, _ti: &TargetRef<'_>) {
+        self.pool.postsuspend();
+    }
+
+    /// C `pool_preresume`: take control of the pool, grow it to the
+    /// devices' sizes, commit.
+    fn preresume(&self, ti: &TargetRef<'_>) -> Result {
+        let _noio = NoIo::enter();
+        self.pool
+            .bind(self.id(), self.requested, self.low_water_blocks, self.events.clone());
+        let r = match self.maybe_resize(ti) {
+            Ok(true) => {
+                let core = self.pool.core();
+                let _ = core.lock().commit(core.name());
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        // A pool in fail mode resumes anyway, so queued I/O can be failed.
+        match r {
+            Err(_) if self.pool.core().lock().mode() == PoolMode::Fail => Ok(()),
+            r => r,
+        }
+    }
+
+    fn resume(&self, _ti: &TargetRef<'_>) {
+        self.pool.resume();
+    }
+
+    fn iterate_devices(
+        &self,
+        ti: &TargetRef<'_>,
+        f: &mut dyn FnMut(&DmDev, u64, u64) -> i32,
+    ) -> i32 {
+        f(&self.data_dev, 0, ti.len())
+    }
+
+    /// C `pool_io_hints`: I/O sizes follow the block size; discard limits
+    /// follow the features.
+    fn io_hints(&self, _ti: &TargetRef<'_>, limits: &mut QueueLimits<'_>) {
+        let bs = self.pool.core().block_size();
+        let is_factor = |a: u32, b: u32| b != 0 && a % b == 0;
+        let mut max = limits.max_sectors();
+        if max < bs && max > 0 {
+            while !is_factor(bs, max) {
+                if max & (max - 1) == 0 {
+                    max -= 1;
+                }
+                max = 1 << (31 - max.leading_zeros());
+            }
+            limits.set_max_sectors(max);
+        }
+        let io_opt_sectors = limits.io_opt() >> 9;
+        if io_opt_sectors < bs || !is_factor(io_opt_sectors, bs) {
+            if is_factor(bs, max) {
+                limits.set_io_min(max << 9);
+            } else {
+                limits.set_io_min(bs << 9);
+            }
+            limits.set_io_opt(bs << 9);
+        }
+        if self.requested.discard_enabled {
+            if !self.requested.discard_passdown {
+                limits.set_max_hw_discard_sectors(0);
+            }
+        } else {
+            limits.set_discard_granularity(0);
+        }
+    }
+}
+
+fn write_info(
+    st: &super::pool::PoolState,
+    threshold: u64,
+    out: &mut StatusWriter<'_>,
+) -> core::result::Result<(), super::metadata::Error> {
+    let trans = st.pmd.transaction_id()?;
+    let free_md = st.pmd.free_metadata_blocks()?;
+    let md_total = st.pmd.metadata_dev_size()?;
+    let free_data = st.pmd.free_data_blocks()?;
+    let data_total = st.pmd.data_dev_size()?;
+    let held = st.pmd.metadata_snap()?;
+    let _ = write!(
+        out,
+        "{} {}/{} {}/{} ",
+        trans,
+        md_total.saturating_sub(free_md),
+        md_total,
+        data_total.saturating_sub(free_data),
+        data_total
+    );
+    match held {
+        Some(root) if root != 0 => {
+            let _ = write!(out, "{} ", root);
+        }
+        _ => {
+            let _ = out.write_str("- ");
+        }
+    }
+    let mode = st.mode();
+    let _ = out.write_str(if mode == PoolMode::OutOfDataSpace {
+        "out_of_data_space "
+    } else if mode.is_read_only() {
+        "ro "
+    } else {
+        "rw "
+    });
+    let _ = out.write_str(if !st.pf.discard_enabled {
+        "ignore_discard "
+    } else if st.pf.discard_passdown {
+        "discard_passdown "
+    } else {
+        "no_discard_passdown "
+    });
+    let _ = out.write_str(if st.pf.error_if_no_space {
+        "error_if_no_space "
+    } else {
+        "queue_if_no_space "
+    });
+    let _ = out.write_str(if st.pmd.needs_check() { "needs_check " } else { "- " });
+    let _ = write!(out, "{} ", threshold);
+    Ok(())
+}
+
+impl Drop for PoolTarget {
+    /// C `pool_dtr`: unbind, and release the pool (the last user shuts it
+    /// down, under the table lock).
+    fn drop(&mut self) {
+        let _noio = NoIo::enter();
+        let mut table = self.pools.lock();
+        self.pool.unbind(self.id());
+        table.put(&self.pool);
     }
 }

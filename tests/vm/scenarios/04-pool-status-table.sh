@@ -1,5 +1,5 @@
 # A fresh pool's status and table lines have the C format and values.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     total=$(( $(sectors $DATA) / BLOCK_SECTORS ))

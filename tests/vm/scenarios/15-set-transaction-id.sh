@@ -1,5 +1,5 @@
 # set_transaction_id checks the old id, and the new id shows in status and survives reload.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     assert_eq "$(pool_trans_id pool)" "0" "initial id"

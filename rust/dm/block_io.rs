@@ -1,0 +1,156 @@
+//! Synchronous block I/O on a device the caller opened itself: what the
+//! pool's metadata block manager needs (the role dm-bufio plays under the
+//! C `dm-block-manager`).
+//!
+//! A [`BdevFile`] is a non-exclusive open of a block device by number
+//! (`bdev_file_open_by_dev`; device-mapper holds the exclusive claim
+//! through the table), so a pool that outlives any one table keeps its
+//! devices open by itself. Every call here sleeps and allocates its bios
+//! with `GFP_NOIO` (from the block layer's mempool: they cannot fail).
+//!
+//! Buffers must be kmalloc or vmalloc memory (not the stack or static
+//! data): the bios reach their pages.
+
+use super::device::DevT;
+use crate::bindings;
+use core::ptr::NonNull;
+use kernel::error::{to_result, Error};
+use kernel::prelude::*;
+
+/// Bytes per sector.
+pub const SECTOR_SIZE: u64 = 512;
+
+/// A block device opened by number; closed (`fput`) when dropped.
+pub struct BdevFile {
+    // INVARIANT: `file` is a reference from `bdev_file_open_by_dev`, put
+    // once in drop; `bdev` is its block device, valid while it is held.
+    file: NonNull<bindings::file>,
+    bdev: NonNull<bindings::block_device>,
+    dev: DevT,
+    writable: bool,
+}
+
+// SAFETY: an open block device file may be used and closed from any thread.
+unsafe impl Send for BdevFile {}
+// SAFETY: every method takes `&self` and submits bios or reads the size,
+// which the block layer serialises itself.
+unsafe impl Sync for BdevFile {}
+
+impl BdevFile {
+    /// Opens device `dev`, for writing too if `writable`. Sleeps.
+    pub fn open(dev: DevT, writable: bool) -> Result<Self> {
+        let mut err = 0;
+        // SAFETY: `err` is a valid out-pointer.
+        let file = unsafe { bindings::dmrs_bdev_file_open(dev.0, writable, &mut err) };
+        let Some(file) = NonNull::new(file) else {
+            return Err(if err < 0 { Error::from_errno(err) } else { EIO });
+        };
+        // SAFETY: an open block device file has a block device.
+        let bdev = unsafe { bindings::dmrs_file_bdev(file.as_ptr()) };
+        let Some(bdev) = NonNull::new(bdev) else {
+            // SAFETY: opened above, put once.
+            unsafe { bindings::dmrs_fput(file.as_ptr()) };
+            return Err(EINVAL);
+        };
+        // INVARIANT: opened just now.
+        Ok(BdevFile {
+            file,
+            bdev,
+            dev,
+            writable,
+        })
+    }
+
+    /// The device number.
+    pub fn dev_t(&self) -> DevT {
+        self.dev
+    }
+
+    /// Whether the device was opened for writing.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Identity of the block device, for comparing opens of one device.
+    pub fn same_device(&self, other: &BdevFile) -> bool {
+        self.bdev == other.bdev
+    }
+
+    pub(crate) fn bdev(&self) -> NonNull<bindings::block_device> {
+        self.bdev
+    }
+
+    /// Size in 512-byte sectors (read anew on every call: devices grow).
+    pub fn nr_sectors(&self) -> u64 {
+        // SAFETY: the block device of a held file is valid.
+        unsafe { bindings::dmrs_bdev_nr_sectors(self.bdev.as_ptr()) }
+    }
+
+    fn rw(&self, sector: u64, buf: *mut u8, len: usize, write: bool, fua: bool) -> Result {
+        let len = u32::try_from(len).map_err(|_| EINVAL)?;
+        if write && !self.writable {
+            return Err(EPERM);
+        }
+        // SAFETY: `buf` is valid for `len` bytes (callers pass a slice) of
+        // heap memory for the duration of this synchronous call.
+        to_result(unsafe {
+            bindings::dmrs_rw_sync(self.bdev.as_ptr(), sector, buf.cast(), len, write, fua)
+        })
+    }
+
+    /// Reads `buf.len()` bytes at `sector`. Sleeps.
+    pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result {
+        self.rw(sector, buf.as_mut_ptr(), buf.len(), false, false)
+    }
+
+    /// Writes `buf` at `sector` with forced unit access: durable when this
+    /// returns. Sleeps.
+    pub fn write_fua(&self, sector: u64, buf: &[u8]) -> Result {
+        // The bio only reads the buffer.
+        self.rw(sector, buf.as_ptr().cast_mut(), buf.len(), true, true)
+    }
+
+    /// Writes every `(sector, buffer)` given, submitted together and waited
+    /// for together; the first error any write saw is returned. Sleeps.
+    pub fn write_many(&self, blocks: &mut dyn Iterator<Item = (u64, &[u8])>) -> Result {
+        if !self.writable {
+            return Err(EPERM);
+        }
+        let mut last: *mut bindings::bio = core::ptr::null_mut();
+        let mut too_big = false;
+        for (sector, buf) in blocks {
+            let Ok(len) = u32::try_from(buf.len()) else {
+                too_big = true;
+                break;
+            };
+            // SAFETY: `last` is null or the previous bio of this chain, not
+            // yet submitted; `buf` is heap memory that outlives the wait
+            // below (the iterator's items borrow from the caller).
+            last = unsafe {
+                bindings::dmrs_batch_write_add(last, self.bdev.as_ptr(), sector, buf.as_ptr().cast(), len)
+            };
+        }
+        if last.is_null() {
+            return Ok(());
+        }
+        // SAFETY: the last bio of the chain, submitted and freed here.
+        to_result(unsafe { bindings::dmrs_batch_wait(last) })?;
+        if too_big {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Flushes the device's volatile cache (`blkdev_issue_flush`). Sleeps.
+    pub fn flush(&self) -> Result {
+        // SAFETY: a live block device.
+        to_result(unsafe { bindings::dmrs_flush_bdev(self.bdev.as_ptr()) })
+    }
+}
+
+impl Drop for BdevFile {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `open`, put once.
+        unsafe { bindings::dmrs_fput(self.file.as_ptr()) };
+    }
+}

@@ -1,0 +1,582 @@
+//! The pool object (C `struct pool`): one per metadata device, shared by
+//! every `thin-pool` table loaded over it and, with the data path, by its
+//! thins.
+//!
+//! - **Registry.** [`PoolTable`] (C `dm_thin_pool_table`) lists the pools
+//!   with a count of the targets using each. A `thin-pool` table finds an
+//!   existing pool by its metadata device or its mapped device
+//!   ([`PoolTable::find_or_create`], C `__pool_find`), so a reload binds to
+//!   the live pool; the last target to go removes the pool from the table
+//!   and shuts it down (final commit) under the table lock, so a new table
+//!   over the same devices never meets a half-closed pool.
+//! - **Devices.** The pool opens its metadata and data devices itself
+//!   ([`BdevFile`]), so it does not depend on any one table's `dm_dev`.
+//! - **Modes** ([`PoolMode`]), ordered by degradation as C's `pool_mode`;
+//!   [`PoolState::set_mode`] follows `set_pool_mode`: `Fail` is final,
+//!   `needs_check` keeps the pool out of `Write`.
+//! - **Commits**: after every successful message, at postsuspend, when the
+//!   waker finds changes (every second, [`COMMIT_PERIOD_MS`]), and at
+//!   shutdown. A failed commit aborts the transaction, sets `needs_check`
+//!   and degrades the pool, as `metadata_operation_failed` does.
+//! - **No I/O recursion.** Everything that allocates while it may hold up
+//!   I/O to the pool's own devices (worker, messages, constructor, status,
+//!   suspend hooks) runs in a [`NoIo`] scope.
+//!
+//! Locking: the table's mutex, then a pool's state mutex, then the bound
+//! target's table-event mutex. The state mutex is held across metadata I/O.
+
+use super::metadata::{Error as MdError, PoolMetadata};
+use super::metadata_dev::MetadataDev;
+use super::table_line::PoolFeatures;
+use crate::dm::{BdevFile, DevT, MdId, NoIo, TableEvent, WorkHandler, Worker, WorkerRef};
+use core::ffi::CStr;
+use core::sync::atomic::{AtomicBool, Ordering};
+use kernel::alloc::KVec;
+use kernel::error::code;
+use kernel::prelude::*;
+use kernel::sync::{new_mutex, Arc, Mutex};
+
+/// The largest metadata device C uses (`THIN_METADATA_MAX_SECTORS`).
+pub const THIN_METADATA_MAX_SECTORS: u64 = 255 * (1 << 14) * 8;
+/// How often the waker looks for changes to commit (C `COMMIT_PERIOD`).
+pub const COMMIT_PERIOD_MS: u32 = 1000;
+
+/// The pool's mode, ordered by degradation (C `enum pool_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PoolMode {
+    /// Metadata and data may change.
+    Write,
+    /// No free data block: bios that need one wait or fail.
+    OutOfDataSpace,
+    /// No free metadata block: read-only until the device grows.
+    OutOfMetadataSpace,
+    /// Metadata may not change.
+    ReadOnly,
+    /// Metadata cannot be trusted: every bio fails.
+    Fail,
+}
+
+impl PoolMode {
+    /// C `is_read_only_pool_mode`.
+    pub fn is_read_only(self) -> bool {
+        matches!(self, PoolMode::OutOfMetadataSpace | PoolMode::ReadOnly)
+    }
+
+    /// The words of `notify_of_pool_mode_change`.
+    fn desc(self) -> &'static str {
+        match self {
+            PoolMode::Write => "write",
+            PoolMode::OutOfDataSpace => "out-of-data-space",
+            PoolMode::OutOfMetadataSpace | PoolMode::ReadOnly => "read-only",
+            PoolMode::Fail => "fail",
+        }
+    }
+}
+
+/// The errno C returns for a metadata error.
+pub fn errno(e: MdError) -> Error {
+    use crate::pdata::error::Error as P;
+    match e {
+        MdError::SuperblockBadBlocknr => code::ENOTBLK,
+        MdError::SuperblockBadMagic | MdError::SuperblockBadChecksum => code::EILSEQ,
+        MdError::Unformatted => code::EPERM,
+        MdError::Exists => code::EEXIST,
+        MdError::NoSuchDevice => code::ENODATA,
+        MdError::Busy | MdError::MetadataSnapExists => code::EBUSY,
+        MdError::NoDataSpace => code::ENOSPC,
+        MdError::WouldBlock => code::EAGAIN,
+        MdError::FailIo => code::EIO,
+        MdError::Pdata(P::NoMem) => code::ENOMEM,
+        MdError::Pdata(P::NoSpace) => code::ENOSPC,
+        MdError::Pdata(P::Io) => code::EIO,
+        MdError::Pdata(P::WouldBlock) => code::EAGAIN,
+        MdError::Pdata(P::Busy) => code::EBUSY,
+        MdError::Pdata(P::Checksum) | MdError::Pdata(P::ValidatorMismatch) => code::EILSEQ,
+        MdError::Pdata(P::BlockNr) => code::ENOTBLK,
+        _ => code::EINVAL,
+    }
+}
+
+/// A pool name copied for log lines made outside a target callback.
+struct Name {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Name {
+    fn new(s: &CStr) -> Self {
+        let b = s.to_bytes();
+        let len = b.len().min(127);
+        let mut buf = [0u8; 128];
+        buf[..len].copy_from_slice(&b[..len]);
+        Name { buf, len }
+    }
+
+    fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("?")
+    }
+}
+
+/// What the pool's mutex guards (the mutable half of C `struct pool`).
+pub struct PoolState {
+    /// The metadata (`pool->pmd`).
+    pub pmd: PoolMetadata<MetadataDev>,
+    mode: PoolMode,
+    /// Features of the bound table (`pool->pf`, less the mode).
+    pub pf: PoolFeatures,
+    /// `pool->low_water_blocks`.
+    pub low_water_blocks: u64,
+    low_water_triggered: bool,
+    /// The bound target's identity and its table-event handle.
+    bound: Option<(usize, TableEvent)>,
+    /// Set once the pool is shut down: nothing may commit after that.
+    closed: bool,
+}
+
+/// The pool's immutable identity and its locked state.
+#[pin_data]
+pub struct PoolCore {
+    md: MdId,
+    metadata_dev: DevT,
+    data_dev: DevT,
+    block_size: u32,
+    name: Name,
+    data: Arc<BdevFile>,
+    suspended: AtomicBool,
+    #[pin]
+    state: Mutex<PoolState>,
+}
+
+/// A pool: its core and the worker that commits for it.
+pub struct Pool {
+    worker: Worker<PoolCore>,
+}
+
+
+impl PoolState {
+    /// The pool's mode.
+    pub fn mode(&self) -> PoolMode {
+        self.mode
+    }
+
+    fn notify(&self) {
+        if let Some((_, ev)) = &self.bound {
+            ev.trigger();
+        }
+    }
+
+    /// C `set_pool_mode`.
+    pub fn set_mode(&mut self, name: &str, requested_error_if_no_space: bool, mut new: PoolMode) {
+        let old = self.mode;
+        if new == PoolMode::Write && self.pmd.needs_check() {
+            pr_err!("{}: unable to switch pool to write mode until repaired.\n", name);
+            new = if old != new { old } else { PoolMode::ReadOnly };
+        }
+        if old == PoolMode::Fail {
+            new = old;
+        }
+        match new {
+            PoolMode::Fail | PoolMode::OutOfMetadataSpace | PoolMode::ReadOnly => {
+                self.pmd.set_read_only()
+            }
+            PoolMode::OutOfDataSpace => {}
+            PoolMode::Write => {
+                self.pf.error_if_no_space = requested_error_if_no_space;
+                self.pmd.set_read_write();
+            }
+        }
+        self.mode = new;
+        if old != new {
+            self.notify();
+            let extra = match (new, self.pf.error_if_no_space) {
+                (PoolMode::OutOfDataSpace, false) => " (queue IO)",
+                (PoolMode::OutOfDataSpace, true) => " (error IO)",
+                _ => "",
+            };
+            pr_info!("{}: switching pool to {}{} mode\n", name, new.desc(), extra);
+        }
+    }
+
+    fn requested_eins(&self) -> bool {
+        self.pf.error_if_no_space
+    }
+
+    /// C `abort_transaction`.
+    fn abort_transaction(&mut self, name: &str) {
+        pr_err!("{}: aborting current metadata transaction\n", name);
+        let eins = self.requested_eins();
+        if self.pmd.abort().is_err() {
+            pr_err!("{}: failed to abort metadata transaction\n", name);
+            self.set_mode(name, eins, PoolMode::Fail);
+        }
+        if self.pmd.set_needs_check().is_err() {
+            pr_err!("{}: failed to set 'needs_check' flag in metadata\n", name);
+            self.set_mode(name, eins, PoolMode::Fail);
+        }
+    }
+
+    /// C `metadata_operation_failed`.
+    pub fn metadata_operation_failed(&mut self, name: &str, op: &str, e: MdError) {
+        pr_err!(
+            "{}: metadata operation '{}' failed: error = {}\n",
+            name,
+            op,
+            errno(e).to_errno()
+        );
+        self.abort_transaction(name);
+        let eins = self.requested_eins();
+        self.set_mode(name, eins, PoolMode::ReadOnly);
+    }
+
+    /// C `commit`: `Err` in read-only and fail modes or when the commit
+    /// failed (the pool is then degraded).
+    pub fn commit(&mut self, name: &str) -> Result {
+        if self.closed || self.mode >= PoolMode::OutOfMetadataSpace {
+            return Err(EINVAL);
+        }
+        if let Err(e) = self.pmd.commit() {
+            self.metadata_operation_failed(name, "dm_pool_commit_metadata", e);
+            return Err(errno(e));
+        }
+        self.check_for_metadata_space(name);
+        self.check_for_data_space(name);
+        if self.pmd.take_metadata_threshold_event() {
+            pr_warn!("{}: reached low water mark for metadata device: sending event.\n", name);
+            self.notify();
+        }
+        Ok(())
+    }
+
+    fn check_for_metadata_space(&mut self, name: &str) {
+        let reason = match self.pmd.free_metadata_blocks() {
+            Err(_) => Some("Could not get free metadata blocks"),
+            Ok(0) => Some("No free metadata blocks"),
+            Ok(_) => None,
+        };
+        if let Some(r) = reason {
+            if !self.mode.is_read_only() {
+                pr_err!("{}\n", r);
+                let eins = self.requested_eins();
+                self.set_mode(name, eins, PoolMode::OutOfMetadataSpace);
+            }
+        }
+    }
+
+    fn check_for_data_space(&mut self, name: &str) {
+        if self.mode != PoolMode::OutOfDataSpace {
+            return;
+        }
+        if let Ok(n) = self.pmd.free_data_blocks() {
+            if n > 0 {
+                let eins = self.requested_eins();
+                self.set_mode(name, eins, PoolMode::Write);
+            }
+        }
+    }
+}
+
+impl PoolCore {
+    /// The pool's name (its mapped device's, when it was created).
+    pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The data block size in sectors.
+    pub fn block_size(&self) -> u32 {
+        self.block_size
+    }
+
+    /// Locks the pool's state. Sleeps.
+    pub fn lock(&self) -> kernel::sync::lock::Guard<'_, PoolState, kernel::sync::lock::mutex::MutexBackend> {
+        self.state.lock()
+    }
+
+    /// Commits if anything changed since the last commit (the waker).
+    fn commit_if_changed(&self) {
+        let _noio = NoIo::enter();
+        let mut st = self.state.lock();
+        if st.closed || st.mode >= PoolMode::OutOfMetadataSpace || !st.pmd.changed_this_transaction() {
+            return;
+        }
+        let _ = st.commit(self.name());
+    }
+}
+
+impl WorkHandler for PoolCore {
+    /// The worker (C `do_worker`): with no deferred bios yet, it commits
+    /// what changed.
+    fn work(&self, _w: &WorkerRef<'_, Self>) {
+        self.commit_if_changed();
+    }
+
+    /// The waker (C `do_waker`): wakes the worker and re-arms itself.
+    fn timer(&self, w: &WorkerRef<'_, Self>) {
+        w.queue();
+        w.queue_delayed_ms(COMMIT_PERIOD_MS);
+    }
+}
+
+impl Pool {
+    /// C `pool_create`: opens the devices and the metadata (formatting it
+    /// when block 0 is all zeroes, unless read-only) and starts the worker.
+    /// `Err` carries the `ti->error` text. Sleeps.
+    fn create(
+        md: MdId,
+        name: &CStr,
+        metadata_dev: DevT,
+        data_dev: DevT,
+        block_size: u32,
+        read_only: bool,
+    ) -> core::result::Result<Arc<Pool>, (&'static CStr, Error)> {
+        const MD_ERR: &CStr = c"Error creating metadata object";
+        let meta = BdevFile::open(metadata_dev, !read_only).map_err(|e| (MD_ERR, e))?;
+        let data = BdevFile::open(data_dev, true).map_err(|e| (MD_ERR, e))?;
+        let data = Arc::new(data, GFP_KERNEL).map_err(|_| (MD_ERR, ENOMEM))?;
+        let dev = MetadataDev::new(meta, data.clone());
+        let pmd = PoolMetadata::open(dev, block_size, !read_only).map_err(|e| {
+            log_open_error(name, e, block_size);
+            (MD_ERR, errno(e))
+        })?;
+        let state = PoolState {
+            pmd,
+            mode: PoolMode::Write,
+            pf: PoolFeatures::default(),
+            low_water_blocks: 0,
+            low_water_triggered: false,
+            bound: None,
+            closed: false,
+        };
+        let core = Arc::pin_init(
+            pin_init!(PoolCore {
+                md,
+                metadata_dev,
+                data_dev,
+                block_size,
+                name: Name::new(name),
+                data,
+                suspended: AtomicBool::new(false),
+                state <- new_mutex!(state),
+            }),
+            GFP_KERNEL,
+        )
+        .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
+        let worker = Worker::new(c"dm-thin-rs", core)
+            .map_err(|e| (c"Error creating pool's workqueue", e))?;
+        Arc::new(Pool { worker }, GFP_KERNEL).map_err(|_| (c"Error allocating memory for pool", ENOMEM))
+    }
+
+    /// The pool's core.
+    pub fn core(&self) -> &PoolCore {
+        self.worker.handler()
+    }
+
+    /// C `pool_presuspend` (the pool half) and `pool_presuspend_undo`.
+    pub fn set_suspended(&self, v: bool) {
+        self.core().suspended.store(v, Ordering::Release);
+    }
+
+    /// C `pool_postsuspend`: stop the waker, drain the worker, commit.
+    pub fn postsuspend(&self) {
+        self.worker.cancel_delayed_sync();
+        self.worker.flush();
+        let _noio = NoIo::enter();
+        let core = self.core();
+        let _ = core.lock().commit(core.name());
+    }
+
+    /// C `pool_resume` (the pool half): start the waker.
+    pub fn resume(&self) {
+        {
+            let mut st = self.core().lock();
+            st.low_water_triggered = false;
+        }
+        self.set_suspended(false);
+        self.worker.queue();
+        self.worker.queue_delayed_ms(COMMIT_PERIOD_MS);
+    }
+
+    /// C `bind_control_target`: the table resuming takes control of the
+    /// pool: its features, low water mark and table events, then the mode
+    /// it asks for.
+    pub fn bind(
+        &self,
+        target: usize,
+        pf: PoolFeatures,
+        low_water_blocks: u64,
+        events: TableEvent,
+    ) {
+        let core = self.core();
+        let mut st = core.lock();
+        let new_mode = if pf.read_only {
+            PoolMode::ReadOnly
+        } else {
+            PoolMode::Write
+        };
+        st.pf = pf;
+        st.low_water_blocks = low_water_blocks;
+        st.bound = Some((target, events));
+        st.set_mode(core.name(), pf.error_if_no_space, new_mode);
+    }
+
+    /// C `unbind_control_target`.
+    pub fn unbind(&self, target: usize) {
+        let mut st = self.core().lock();
+        if matches!(&st.bound, Some((t, _)) if *t == target) {
+            st.bound = None;
+        }
+    }
+
+    /// C `__pool_destroy`'s I/O half: stop the worker's timers, drain it,
+    /// commit and close the metadata. Sleeps.
+    fn shutdown(&self) {
+        self.worker.cancel_delayed_sync();
+        self.worker.flush();
+        let _noio = NoIo::enter();
+        let core = self.core();
+        let mut st = core.lock();
+        if !st.closed && st.mode < PoolMode::OutOfMetadataSpace {
+            if let Err(e) = st.pmd.close() {
+                pr_warn!("{}: dm_pool_metadata_close() failed: {}\n", core.name(), errno(e).to_errno());
+            }
+        }
+        st.closed = true;
+        st.bound = None;
+    }
+}
+
+fn log_open_error(name: &CStr, e: MdError, block_size: u32) {
+    match e {
+        MdError::DataBlockSizeMismatch => pr_err!(
+            "{}: changing the data block size (to {}) is not supported\n",
+            name.to_str().unwrap_or("?"),
+            block_size
+        ),
+        MdError::SuperblockBadMagic | MdError::SuperblockBadChecksum | MdError::SuperblockBadBlocknr => {
+            pr_err!("{}: superblock validator check failed: {:?}\n", name.to_str().unwrap_or("?"), e)
+        }
+        MdError::Unformatted => pr_err!(
+            "{}: metadata device is not formatted and the pool is read-only\n",
+            name.to_str().unwrap_or("?")
+        ),
+        _ => pr_err!(
+            "{}: couldn't open pool metadata: {:?}\n",
+            name.to_str().unwrap_or("?"),
+            e
+        ),
+    }
+}
+
+struct Entry {
+    pool: Arc<Pool>,
+    users: u32,
+}
+
+/// The pools of this module (C `dm_thin_pool_table`), shared by both target
+/// types as their registration context.
+pub struct PoolTable {
+    pools: KVec<Entry>,
+}
+
+/// The shared, locked table.
+pub type SharedPools = Arc<Mutex<PoolTable>>;
+
+/// Makes the empty shared table (module init).
+pub fn new_shared_pools() -> Result<SharedPools> {
+    Arc::pin_init(new_mutex!(PoolTable { pools: KVec::new() }), GFP_KERNEL)
+}
+
+/// What a `thin-pool` constructor asks of the table.
+pub struct PoolKey<'a> {
+    /// The pool's mapped device.
+    pub md: MdId,
+    /// Its name, for log lines.
+    pub name: &'a CStr,
+    /// The metadata device.
+    pub metadata_dev: DevT,
+    /// The data device.
+    pub data_dev: DevT,
+    /// Data block size in sectors.
+    pub block_size: u32,
+    /// Open read-only (`read_only` feature).
+    pub read_only: bool,
+}
+
+impl PoolTable {
+    /// C `__pool_find`: the pool of this metadata device or of this mapped
+    /// device, or a new one. Counts one more user. Returns the pool and
+    /// whether it was created. Sleeps.
+    pub fn find_or_create(
+        &mut self,
+        key: &PoolKey<'_>,
+    ) -> core::result::Result<(Arc<Pool>, bool), (&'static CStr, Error)> {
+        if let Some(e) = self.pools.iter_mut().find(|e| e.pool.core().metadata_dev == key.metadata_dev) {
+            let c = e.pool.core();
+            if c.md != key.md {
+                return Err((c"metadata device already in use by a pool", EBUSY));
+            }
+            if c.data_dev != key.data_dev {
+                return Err((c"data device already in use by a pool", EBUSY));
+            }
+            e.users += 1;
+            return Ok((e.pool.clone(), false));
+        }
+        if let Some(e) = self.pools.iter_mut().find(|e| e.pool.core().md == key.md) {
+            let c = e.pool.core();
+            if c.metadata_dev != key.metadata_dev || c.data_dev != key.data_dev {
+                return Err((c"different pool cannot replace a pool", EINVAL));
+            }
+            e.users += 1;
+            return Ok((e.pool.clone(), false));
+        }
+        self.pools
+            .reserve(1, GFP_KERNEL)
+            .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
+        let pool = Pool::create(
+            key.md,
+            key.name,
+            key.metadata_dev,
+            key.data_dev,
+            key.block_size,
+            key.read_only,
+        )?;
+        self.pools
+            .push(
+                Entry {
+                    pool: pool.clone(),
+                    users: 1,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
+        Ok((pool, true))
+    }
+
+    /// C `__pool_table_lookup`: the pool whose mapped device is `md`,
+    /// counting one more user.
+    pub fn get_by_md(&mut self, md: MdId) -> Option<Arc<Pool>> {
+        let e = self.pools.iter_mut().find(|e| e.pool.core().md == md)?;
+        e.users += 1;
+        Some(e.pool.clone())
+    }
+
+    /// C `__pool_dec`: one user fewer; the last one shuts the pool down and
+    /// removes it from the table. Sleeps.
+    pub fn put(&mut self, pool: &Arc<Pool>) {
+        let Some(i) = self.pools.iter().position(|e| Arc::ptr_eq(&e.pool, pool)) else {
+            return;
+        };
+        let last = match self.pools.get_mut(i) {
+            Some(e) => {
+                e.users = e.users.saturating_sub(1);
+                e.users == 0
+            }
+            None => false,
+        };
+        if last {
+            if let Some(e) = self.pools.get(i) {
+                e.pool.shutdown();
+            }
+            let _ = self.pools.remove(i);
+        }
+    }
+}
