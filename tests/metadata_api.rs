@@ -187,8 +187,12 @@ fn remove_range_highest_and_mapped_range() {
     assert_eq!(p.mapped_count(3).unwrap(), 0);
 }
 
+/// map()'s lookup on a device that is open and whose details are in core:
+/// a mapping whose leaf is not in the cache answers "would block" (defer
+/// to the worker), the worker's blocking lookup reads it, and then the
+/// non-blocking lookup hits without I/O.
 #[test]
-fn non_blocking_lookup_would_block_on_a_cold_cache() {
+fn non_blocking_lookup_would_block_on_a_cache_miss() {
     let mut p = pool(10_000);
     p.create_thin(1).unwrap();
     for v in 0..5000 {
@@ -196,10 +200,23 @@ fn non_blocking_lookup_would_block_on_a_cold_cache() {
     }
     p.close().unwrap();
     let dev = p.into_device().unwrap();
+    // A 16-block cache holds a few nodes of the 5000-mapping tree.
     let mut p = PoolMetadata::open_with_cache(dev, Some(128), false, 16).unwrap();
+    p.open_thin_device(1).unwrap();
+    // Warm the top level and the device's subtree root.
+    let first = p.find_block(1, 0, true).unwrap().unwrap();
+    assert_eq!(p.find_block(1, 0, false).unwrap(), Some(first));
+    let reads = p.device_mut().unwrap().counts().reads;
     assert_eq!(p.find_block(1, 13 * 4000, false), Err(Error::WouldBlock));
+    assert_eq!(p.device_mut().unwrap().counts().reads, reads, "no I/O");
     let r = p.find_block(1, 13 * 4000, true).unwrap().unwrap();
+    assert!(p.device_mut().unwrap().counts().reads > reads);
+    let reads = p.device_mut().unwrap().counts().reads;
     assert_eq!(p.find_block(1, 13 * 4000, false).unwrap(), Some(r));
+    assert_eq!(p.device_mut().unwrap().counts().reads, reads);
+    // Unmapped but on a cached leaf: a plain miss of the mapping, no defer.
+    assert_eq!(p.find_block(1, 13 * 4000 + 1, false).unwrap(), None);
+    p.close_thin_device(1);
 }
 
 #[test]
@@ -356,10 +373,7 @@ fn pre_commit_runs_first_on_every_commit_path() {
     // reserve_metadata_snap commits
     fail_pre_commit(&mut p, true);
     let w = writes(&mut p);
-    assert_eq!(
-        p.reserve_metadata_snap(),
-        Err(Error::Pdata(PdataError::Io))
-    );
+    assert_eq!(p.reserve_metadata_snap(), Err(Error::Pdata(PdataError::Io)));
     assert_eq!(writes(&mut p), w);
     assert_eq!(p.metadata_snap().unwrap(), None);
     fail_pre_commit(&mut p, false);

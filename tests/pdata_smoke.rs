@@ -100,6 +100,45 @@ fn non_blocking_lookup_would_block_on_cold_cache() {
 }
 
 #[test]
+fn non_blocking_lookup_of_a_write_locked_block_would_block() {
+    use dm_thin_host::pdata::btree::BTREE_NODE_VALIDATOR;
+    use dm_thin_host::pdata::error::Error;
+    let bm = BlockManager::new(RamDisk::new(4096), 256).unwrap();
+    let mut tm = TransactionManager::create(bm, 0).unwrap();
+    let tree: Btree<U64Value> = Btree::new(1);
+    let mut root = tree.empty(&mut tm).unwrap();
+    for k in 0..10u64 {
+        root = tree.insert(&mut tm, &mut (), root, &[k], &k).unwrap();
+    }
+    assert_eq!(
+        tree.lookup(&mut tm.non_blocking(), root, &[3]).unwrap(),
+        Some(3)
+    );
+    // The node is cached but write-locked: a non-blocking lookup must
+    // defer (would block), not fail as if the metadata were bad.
+    let w = tm.bm().write_lock(root, &BTREE_NODE_VALIDATOR).unwrap();
+    assert_eq!(
+        tree.lookup(&mut tm.non_blocking(), root, &[3]),
+        Err(Error::WouldBlock)
+    );
+    assert_eq!(
+        tm.bm().read_try_lock(root, &BTREE_NODE_VALIDATOR).err(),
+        Some(Error::WouldBlock)
+    );
+    // A blocking read lock cannot wait for a lock its own thread holds.
+    assert_eq!(
+        tm.bm().read_lock(root, &BTREE_NODE_VALIDATOR).err(),
+        Some(Error::Busy)
+    );
+    tm.bm().unlock_write(w);
+    assert_eq!(
+        tree.lookup(&mut tm.non_blocking(), root, &[3]).unwrap(),
+        Some(3)
+    );
+    assert_eq!(tm.bm().nr_locks(), 0);
+}
+
+#[test]
 fn stale_lock_handles_never_alias() {
     use dm_thin_host::pdata::error::Error;
     let mut bm = BlockManager::new(RamDisk::new(64), 16).unwrap();

@@ -401,9 +401,15 @@ impl<D: BlockDevice> BlockManager<D> {
         self.take_read(i, b)
     }
 
-    /// Like [`Self::read_lock`] but fails with `WouldBlock` on a cache miss.
+    /// Like [`Self::read_lock`] but never waits: `WouldBlock` on a cache
+    /// miss and on a block that is write-locked (`dm_bm_read_try_lock`:
+    /// `dm_bufio_get` misses, or the block lock is not free), so the
+    /// caller defers instead of failing.
     pub fn read_try_lock(&mut self, b: u64, v: &'static dyn BlockValidator) -> Result<ReadLock> {
         let i = self.get(b, v, true, false)?;
+        if self.slots[i].writer {
+            return Err(Error::WouldBlock);
+        }
         self.take_read(i, b)
     }
 

@@ -845,10 +845,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let flags = self.flags;
         let pd = self.pd()?;
         let mut failed = None;
-        let r = pd.tm.bm().write_through(
-            THIN_SUPERBLOCK_LOCATION,
-            &SB_VALIDATOR,
-            &mut |block| {
+        let r = pd
+            .tm
+            .bm()
+            .write_through(THIN_SUPERBLOCK_LOCATION, &SB_VALIDATOR, &mut |block| {
                 let r = Superblock::unpack(block).and_then(|mut sb| {
                     sb.flags = flags;
                     sb.pack(block)
@@ -857,8 +857,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
                     failed = Some(e);
                     crate::pdata::error::Error::BadSuperblock
                 })
-            },
-        );
+            });
         if let Some(e) = failed {
             return Err(e);
         }
