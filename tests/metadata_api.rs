@@ -432,3 +432,55 @@ fn needs_check_reaches_the_disk_in_read_only_mode() {
     assert!(p.needs_check());
     assert!(p.device_details(3).unwrap().is_some());
 }
+
+/// create_thin and create_snap change nothing (trees, space maps, pool
+/// time, the origin) when the in-core device list cannot grow; both work
+/// once it can, and the image passes thin_check (no leaked blocks).
+#[test]
+fn create_changes_nothing_when_the_device_list_cannot_grow() {
+    use dm_thin_host::pdata::alloc::fault;
+    let mut p = pool(100);
+    p.create_thin(1).unwrap();
+    let b = provision(&mut p, 1, 0);
+    p.commit().unwrap();
+    // The origin is in core, so the snapshot's failing allocation is its own.
+    p.open_thin_device(1).unwrap();
+    let origin = p.device_details(1).unwrap().unwrap();
+    let (meta, data, time) = (
+        p.free_metadata_blocks().unwrap(),
+        p.free_data_blocks().unwrap(),
+        p.time(),
+    );
+    fault::fail_allocations_of("ThinDevice");
+    let r2 = p.create_thin(2);
+    let r3 = p.create_snap(3, 1);
+    fault::clear();
+    assert_eq!(r2, Err(Error::Pdata(PdataError::NoMem)));
+    assert_eq!(r3, Err(Error::Pdata(PdataError::NoMem)));
+    for dev in [2, 3] {
+        assert_eq!(
+            p.walk_mappings(dev, |_, _| Ok(())),
+            Err(Error::NoSuchDevice)
+        );
+        assert_eq!(p.device_details(dev).unwrap(), None);
+    }
+    assert_eq!(p.free_metadata_blocks().unwrap(), meta);
+    assert_eq!(p.free_data_blocks().unwrap(), data);
+    assert_eq!(p.time(), time);
+    assert_eq!(p.device_details(1).unwrap().unwrap(), origin);
+
+    p.create_thin(2).unwrap();
+    p.create_snap(3, 1).unwrap();
+    let m = p.find_block(3, 0, true).unwrap().unwrap();
+    assert_eq!((m.block, m.shared), (b, true));
+    p.close_thin_device(1);
+    p.close().unwrap();
+    let dev = p.into_device().unwrap();
+    let path = dm_thin_host::oracle::scratch("create_rollback").join("meta.img");
+    let mut img = Vec::new();
+    for blk in 0..4096 {
+        img.extend_from_slice(&dev.block(blk));
+    }
+    std::fs::write(&path, img).unwrap();
+    dm_thin_host::oracle::assert_checks(&path);
+}

@@ -38,6 +38,7 @@ mod imp {
 #[cfg(not(dm_thin_kernel))]
 mod imp {
     extern crate std;
+    use super::fault::fails;
     pub(super) type RawVec<T> = std::vec::Vec<T>;
     pub(super) type RawBox<T> = std::boxed::Box<T>;
 
@@ -45,11 +46,14 @@ mod imp {
         RawVec::new()
     }
     pub(super) fn push<T>(v: &mut RawVec<T>, x: T) -> bool {
+        if fails::<T>() {
+            return false;
+        }
         v.push(x);
         true
     }
     pub(super) fn reserve<T>(v: &mut RawVec<T>, n: usize) -> bool {
-        v.try_reserve(n).is_ok()
+        !fails::<T>() && v.try_reserve(n).is_ok()
     }
     pub(super) fn pop<T>(v: &mut RawVec<T>) -> Option<T> {
         v.pop()
@@ -58,7 +62,41 @@ mod imp {
         v.truncate(n)
     }
     pub(super) fn box_new<T>(x: T) -> Option<RawBox<T>> {
+        if fails::<T>() {
+            return None;
+        }
         Some(RawBox::new(x))
+    }
+}
+
+/// Allocation failure injection for host tests (not in the module).
+#[cfg(not(dm_thin_kernel))]
+pub mod fault {
+    extern crate std;
+    use std::cell::Cell;
+
+    std::thread_local! {
+        static FAIL: Cell<Option<&'static str>> = const { Cell::new(None) };
+    }
+
+    /// On this thread, every `push`, `reserve` (and so `resize`, ...) of a
+    /// [`super::Vec<T>`] and every [`super::Box<T>::new`] whose `T`'s type
+    /// name contains `type_name` fails with `NoMem` (whether or not it
+    /// would have allocated), until [`clear`].
+    pub fn fail_allocations_of(type_name: &'static str) {
+        FAIL.with(|f| f.set(Some(type_name)));
+    }
+
+    /// Ends [`fail_allocations_of`].
+    pub fn clear() {
+        FAIL.with(|f| f.set(None));
+    }
+
+    pub(super) fn fails<T>() -> bool {
+        FAIL.with(|f| {
+            f.get()
+                .is_some_and(|n| core::any::type_name::<T>().contains(n))
+        })
     }
 }
 

@@ -494,11 +494,17 @@ impl<D: BlockDevice> PoolMetadata<D> {
     }
 
     /// `dm_pool_create_thin`: a new, empty thin device.
+    ///
+    /// Either the device exists afterwards or nothing changed: room in the
+    /// in-core device list is made before the trees change, and a device
+    /// that still cannot be listed is taken out of the mapping tree again
+    /// (C `__create_thin`).
     pub fn create_thin(&mut self, dev: ThinId) -> Result<()> {
         self.write_begin()?;
         if self.device_exists(dev)? {
             return Err(Error::Exists);
         }
+        self.devices.reserve(1)?;
         let root = self.root;
         let pd = self.pd()?;
         let dev_root = super::value_types::BOTTOM_LEVEL.empty(&mut pd.tm)?;
@@ -509,13 +515,31 @@ impl<D: BlockDevice> PoolMetadata<D> {
                 return Err(e.into());
             }
         }
-        self.new_device(dev)?;
+        if let Err(e) = self.new_device(dev) {
+            self.unlink_new_device(dev);
+            return Err(e);
+        }
         Ok(())
+    }
+
+    /// Takes a device whose creation failed after its top-level entry was
+    /// inserted out of the mapping tree again; dropping the entry drops
+    /// its subtree's reference (C: `dm_btree_remove` on the `bad:` path).
+    fn unlink_new_device(&mut self, dev: ThinId) {
+        let root = self.root;
+        if let Ok(pd) = self.pd() {
+            if let Ok((r, _)) = TOP_LEVEL.remove(&mut pd.tm, &mut pd.data_sm, root, &[dev]) {
+                self.root = r;
+            }
+        }
     }
 
     /// `dm_pool_create_snap`: a new device `dev` sharing every mapping of
     /// `origin`. The pool time goes up so that both devices see the shared
     /// mappings as older than their last snapshot.
+    ///
+    /// Either the snapshot exists afterwards or nothing changed (trees,
+    /// pool time, the origin's snapshot time), as for [`Self::create_thin`].
     pub fn create_snap(&mut self, dev: ThinId, origin: ThinId) -> Result<()> {
         self.write_begin()?;
         if self.device_exists(dev)? {
@@ -527,6 +551,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             .lookup(&mut pd.tm, root, &[origin])?
             .ok_or(Error::NoSuchDevice)?;
         let oi = self.get_device(origin)?.ok_or(Error::Corrupt)?;
+        self.devices.reserve(1)?;
         let pd = self.pd()?;
         // Clone the origin's tree: one more reference to its root will do.
         pd.tm.inc(origin_root)?;
@@ -537,8 +562,17 @@ impl<D: BlockDevice> PoolMetadata<D> {
                 return Err(e.into());
             }
         }
+        let old_time = self.time;
         self.time = self.time.wrapping_add(1);
         let time = self.time;
+        let si = match self.new_device(dev) {
+            Ok(si) => si,
+            Err(e) => {
+                self.time = old_time;
+                self.unlink_new_device(dev);
+                return Err(e);
+            }
+        };
         let mapped = match self.devices.get_mut(oi) {
             Some(o) => {
                 o.changed = true;
@@ -547,7 +581,6 @@ impl<D: BlockDevice> PoolMetadata<D> {
             }
             None => return Err(Error::Corrupt),
         };
-        let si = self.new_device(dev)?;
         if let Some(s) = self.devices.get_mut(si) {
             s.mapped_blocks = mapped;
             s.snapshotted_time = time;
