@@ -51,6 +51,7 @@ pub struct RamDisk {
     write_limit: Option<u64>,
     cut_mode: CutMode,
     fail_reads: bool,
+    fail_read_of: Option<u64>,
     fail_pre_commit: bool,
     counts: IoCounts,
 }
@@ -67,6 +68,7 @@ impl RamDisk {
             write_limit: None,
             cut_mode: CutMode::Fail,
             fail_reads: false,
+            fail_read_of: None,
             fail_pre_commit: false,
             counts: IoCounts::default(),
         }
@@ -91,6 +93,11 @@ impl RamDisk {
     /// Makes every read fail with `Io` (or not).
     pub fn set_fail_reads(&mut self, on: bool) {
         self.fail_reads = on;
+    }
+
+    /// Makes reads of block `b` fail with `Io` (`None`: no such block).
+    pub fn set_fail_read_of(&mut self, b: Option<u64>) {
+        self.fail_read_of = b;
     }
 
     /// Makes every [`BlockDevice::pre_commit`] fail with `Io` (or not): a
@@ -145,7 +152,11 @@ impl BlockDevice for RamDisk {
     }
 
     fn read(&mut self, b: u64, buf: &mut [u8]) -> Result<()> {
-        if b >= self.nr_blocks || buf.len() != BLOCK_SIZE || self.fail_reads {
+        if b >= self.nr_blocks
+            || buf.len() != BLOCK_SIZE
+            || self.fail_reads
+            || self.fail_read_of == Some(b)
+        {
             return Err(Error::Io);
         }
         self.counts.reads += 1;

@@ -484,3 +484,46 @@ fn create_changes_nothing_when_the_device_list_cannot_grow() {
     std::fs::write(&path, img).unwrap();
     dm_thin_host::oracle::assert_checks(&path);
 }
+
+/// An abort that fails half way (here: the details of an open device
+/// cannot be re-read) leaves the pool failed: every later operation is
+/// an error, so no root of the thrown-away transaction is ever used.
+#[test]
+fn failed_abort_fails_the_pool() {
+    use dm_thin_host::metadata::superblock::Superblock;
+    let mut p = pool(10_000);
+    p.create_thin(1).unwrap();
+    p.commit().unwrap();
+    let dev = {
+        p.close().unwrap();
+        p.into_device().unwrap()
+    };
+    let details_root = Superblock::unpack(&dev.block(0))
+        .unwrap()
+        .device_details_root;
+    // A small cache: the open transaction evicts the details tree.
+    let mut p = PoolMetadata::open_with_cache(dev, Some(128), false, 16).unwrap();
+    p.open_thin_device(1).unwrap();
+    for v in 0..3000 {
+        provision(&mut p, 1, v * 7);
+    }
+    p.device_mut().unwrap().set_fail_read_of(Some(details_root));
+    assert!(p.abort().is_err());
+    assert!(p.device_mut().is_none(), "failed state");
+    let fail = Err(Error::FailIo);
+    assert_eq!(p.find_block(1, 7, false).map(|_| ()), fail);
+    assert_eq!(p.find_block(1, 7, true).map(|_| ()), fail);
+    assert_eq!(p.insert_block(1, 7, 1), fail);
+    assert_eq!(p.mapped_count(1).map(|_| ()), fail);
+    assert_eq!(p.device_details(1).map(|_| ()), fail);
+    assert_eq!(p.create_thin(2), fail);
+    assert_eq!(p.alloc_data_block().map(|_| ()), fail);
+    assert_eq!(p.transaction_id().map(|_| ()), fail);
+    assert_eq!(p.free_data_blocks().map(|_| ()), fail);
+    assert_eq!(p.set_needs_check(), fail);
+    assert_eq!(p.commit(), fail);
+    assert_eq!(p.abort(), fail);
+    p.close_thin_device(1);
+    assert_eq!(p.close(), Ok(()));
+    assert!(p.into_device().is_none());
+}

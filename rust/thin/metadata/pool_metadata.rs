@@ -377,7 +377,21 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// `dm_pool_abort_metadata`: throws away everything since the last
     /// commit by reopening the persistent objects from the superblock.
     /// If that fails the pool is left in the failed state (`fail_io`).
+    ///
+    /// Every step must succeed: until the roots are reloaded from the
+    /// superblock the in-core ones name blocks of the thrown-away
+    /// transaction, so any failure (re-reading the space maps, the
+    /// superblock, the details of an open device) drops the persistent
+    /// objects, and every later call but [`Self::close`] answers `FailIo`.
     pub fn abort(&mut self) -> Result<()> {
+        let r = self.abort_transaction();
+        if r.is_err() {
+            self.pd = None;
+        }
+        r
+    }
+
+    fn abort_transaction(&mut self) -> Result<()> {
         let pd = self.pd.take().ok_or(Error::FailIo)?;
         self.in_service = true;
         self.generation = self.generation.wrapping_add(1);
@@ -456,6 +470,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// `__open_device` with `create = false`: index of `dev` in the in-core
     /// list, loading its details if needed. `None` if no such device.
     pub(super) fn get_device(&mut self, dev: ThinId) -> Result<Option<usize>> {
+        // In-core device state is stale in the failed state too.
+        if self.pd.is_none() {
+            return Err(Error::FailIo);
+        }
         if let Some(i) = self.devices.iter().position(|td| td.id == dev) {
             return Ok(Some(i));
         }

@@ -133,6 +133,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         block: u64,
         can_issue_io: bool,
     ) -> Result<Option<LookupResult>> {
+        if self.pd.is_none() {
+            return Err(Error::FailIo);
+        }
         // A device not held open may need its details read: not in map().
         if !can_issue_io && !self.devices.iter().any(|td| td.id == dev) {
             return Err(Error::WouldBlock);
