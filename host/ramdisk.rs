@@ -25,15 +25,20 @@ pub enum CutMode {
 pub struct IoCounts {
     /// Block reads.
     pub reads: u64,
-    /// Block writes (including dropped ones).
+    /// Block writes (including dropped ones), however issued.
     pub writes: u64,
+    /// Writes issued one by one through [`BlockDevice::write`] (neither in
+    /// a batch nor FUA).
+    pub single_writes: u64,
     /// Flushes.
     pub flushes: u64,
     /// [`BlockDevice::write_blocks`] calls (their blocks are counted in
     /// `writes` too).
     pub batches: u64,
-    /// [`BlockDevice::write_fua`] calls (counted in `writes` and `flushes`
-    /// too).
+    /// Blocks written through [`BlockDevice::write_blocks`].
+    pub batched_blocks: u64,
+    /// [`BlockDevice::write_fua`] calls (counted in `writes` too; a FUA
+    /// write makes only its own block durable, it is not a flush).
     pub fua_writes: u64,
     /// [`BlockDevice::pre_commit`] calls (failed ones included).
     pub pre_commits: u64,
@@ -146,6 +151,31 @@ impl RamDisk {
     }
 }
 
+impl RamDisk {
+    /// Stores one written block; `Ok(false)` if a `Drop` cut swallowed it.
+    fn put(&mut self, b: u64, buf: &[u8]) -> Result<bool> {
+        if b >= self.nr_blocks || buf.len() != BLOCK_SIZE {
+            return Err(Error::Io);
+        }
+        self.counts.writes += 1;
+        if let Some(limit) = self.write_limit {
+            if self.counts.writes > limit {
+                return match self.cut_mode {
+                    CutMode::Fail => Err(Error::Io),
+                    CutMode::Drop => Ok(false),
+                };
+            }
+        }
+        self.current.insert(b, buf.to_vec().into_boxed_slice());
+        if self.lose_unflushed {
+            self.unflushed.push(b);
+        } else {
+            self.durable.insert(b, buf.to_vec().into_boxed_slice());
+        }
+        Ok(true)
+    }
+}
+
 impl BlockDevice for RamDisk {
     fn nr_blocks(&self) -> u64 {
         self.nr_blocks
@@ -168,25 +198,8 @@ impl BlockDevice for RamDisk {
     }
 
     fn write(&mut self, b: u64, buf: &[u8]) -> Result<()> {
-        if b >= self.nr_blocks || buf.len() != BLOCK_SIZE {
-            return Err(Error::Io);
-        }
-        self.counts.writes += 1;
-        if let Some(limit) = self.write_limit {
-            if self.counts.writes > limit {
-                return match self.cut_mode {
-                    CutMode::Fail => Err(Error::Io),
-                    CutMode::Drop => Ok(()),
-                };
-            }
-        }
-        self.current.insert(b, buf.to_vec().into_boxed_slice());
-        if self.lose_unflushed {
-            self.unflushed.push(b);
-        } else {
-            self.durable.insert(b, buf.to_vec().into_boxed_slice());
-        }
-        Ok(())
+        self.counts.single_writes += 1;
+        self.put(b, buf).map(|_| ())
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -207,15 +220,19 @@ impl BlockDevice for RamDisk {
     fn write_blocks(&mut self, blocks: &mut dyn Iterator<Item = (u64, &[u8])>) -> Result<()> {
         self.counts.batches += 1;
         for (b, buf) in blocks {
-            self.write(b, buf)?;
+            self.counts.batched_blocks += 1;
+            self.put(b, buf)?;
         }
         Ok(())
     }
 
+    /// A real FUA: this block is durable, earlier unflushed writes are not.
     fn write_fua(&mut self, b: u64, buf: &[u8]) -> Result<()> {
         self.counts.fua_writes += 1;
-        self.write(b, buf)?;
-        self.flush()
+        if self.put(b, buf)? {
+            self.durable.insert(b, buf.to_vec().into_boxed_slice());
+        }
+        Ok(())
     }
 
     fn pre_commit(&mut self) -> Result<()> {

@@ -1,10 +1,16 @@
 //! The one seam through which persistent-data reaches the heap.
 //!
 //! In the kernel module (`cfg(dm_thin_kernel)`) there is no `alloc` crate:
-//! [`Vec`] wraps `kernel::alloc::KVec` and [`Box`] wraps `KBox`, allocating with
-//! `GFP_NOIO`-safe flags chosen by the caller's context. On the host they wrap
-//! the standard types. Both expose the same small, fallible API; everything
-//! else (insert, remove, ...) is written once, over slices.
+//! [`Vec`] wraps `kernel::alloc::KVec` (kmalloc: physically contiguous, so a
+//! 4 KiB block buffer is one page a bio can carry, `virt_to_page`),
+//! [`BigVec`] wraps `KVVec` (kmalloc, falling back to vmalloc for large
+//! arrays such as the block cache's slot and hash tables) and [`Box`] wraps
+//! `KBox`. They allocate with `GFP_KERNEL`; the pool makes its workers'
+//! allocations NOIO around them (`memalloc_noio_save`), so nothing here
+//! recurses into I/O on the pool's own devices. On the host they wrap the
+//! standard types, with failure injection for tests ([`fault`]). All expose
+//! the same small, fallible API; everything else (insert, remove, ...) is
+//! written once, over slices.
 
 use super::error::{Error, Result};
 use core::ops::{Deref, DerefMut};
@@ -12,6 +18,7 @@ use core::ops::{Deref, DerefMut};
 #[cfg(dm_thin_kernel)]
 mod imp {
     pub(super) type RawVec<T> = kernel::alloc::KVec<T>;
+    pub(super) type RawBigVec<T> = kernel::alloc::KVVec<T>;
     pub(super) type RawBox<T> = kernel::alloc::KBox<T>;
     const FLAGS: kernel::alloc::Flags = kernel::alloc::flags::GFP_KERNEL;
 
@@ -33,6 +40,22 @@ mod imp {
     pub(super) fn box_new<T>(x: T) -> Option<RawBox<T>> {
         RawBox::new(x, FLAGS).ok()
     }
+
+    pub(super) fn big_new<T>() -> RawBigVec<T> {
+        RawBigVec::new()
+    }
+    pub(super) fn big_push<T>(v: &mut RawBigVec<T>, x: T) -> bool {
+        v.push(x, FLAGS).is_ok()
+    }
+    pub(super) fn big_reserve<T>(v: &mut RawBigVec<T>, n: usize) -> bool {
+        v.reserve(n, FLAGS).is_ok()
+    }
+    pub(super) fn big_pop<T>(v: &mut RawBigVec<T>) -> Option<T> {
+        v.pop()
+    }
+    pub(super) fn big_truncate<T>(v: &mut RawBigVec<T>, n: usize) {
+        v.truncate(n)
+    }
 }
 
 #[cfg(not(dm_thin_kernel))]
@@ -40,6 +63,7 @@ mod imp {
     extern crate std;
     use super::fault::fails;
     pub(super) type RawVec<T> = std::vec::Vec<T>;
+    pub(super) type RawBigVec<T> = std::vec::Vec<T>;
     pub(super) type RawBox<T> = std::boxed::Box<T>;
 
     pub(super) fn vec_new<T>() -> RawVec<T> {
@@ -67,6 +91,11 @@ mod imp {
         }
         Some(RawBox::new(x))
     }
+
+    pub(super) use self::{
+        pop as big_pop, push as big_push, reserve as big_reserve, truncate as big_truncate,
+        vec_new as big_new,
+    };
 }
 
 /// Allocation failure injection for host tests (not in the module).
@@ -222,6 +251,87 @@ impl<T> DerefMut for Vec<T> {
 impl<T: core::fmt::Debug> core::fmt::Debug for Vec<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// A growable array for large tables, which may live in vmalloc space in
+/// the kernel (`KVVec`): never hand its memory to a bio. Same fallible API
+/// as [`Vec`].
+pub struct BigVec<T>(imp::RawBigVec<T>);
+
+impl<T> BigVec<T> {
+    /// An empty vector; allocates nothing.
+    pub fn new() -> Self {
+        BigVec(imp::big_new())
+    }
+
+    /// An empty vector with room for `n` elements.
+    pub fn with_capacity(n: usize) -> Result<Self> {
+        let mut v = Self::new();
+        v.reserve(n)?;
+        Ok(v)
+    }
+
+    /// Makes room for `n` more elements.
+    pub fn reserve(&mut self, n: usize) -> Result<()> {
+        if imp::big_reserve(&mut self.0, n) {
+            Ok(())
+        } else {
+            Err(Error::NoMem)
+        }
+    }
+
+    /// Appends `x`.
+    pub fn push(&mut self, x: T) -> Result<()> {
+        if imp::big_push(&mut self.0, x) {
+            Ok(())
+        } else {
+            Err(Error::NoMem)
+        }
+    }
+
+    /// Removes and returns the last element.
+    pub fn pop(&mut self) -> Option<T> {
+        imp::big_pop(&mut self.0)
+    }
+
+    /// Shortens the vector to `n` elements (no-op if already shorter).
+    pub fn truncate(&mut self, n: usize) {
+        imp::big_truncate(&mut self.0, n)
+    }
+}
+
+impl<T: Clone> BigVec<T> {
+    /// Resizes to `n` elements, filling new slots with `value`.
+    pub fn resize(&mut self, n: usize, value: T) -> Result<()> {
+        if n <= self.len() {
+            self.truncate(n);
+            return Ok(());
+        }
+        self.reserve(n - self.len())?;
+        while self.len() < n {
+            self.push(value.clone())?;
+        }
+        Ok(())
+    }
+}
+
+impl<T> Default for BigVec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> Deref for BigVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T> DerefMut for BigVec<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.0
     }
 }
 

@@ -3,11 +3,11 @@
 //! dm-bufio).
 //!
 //! Design:
-//! - Blocks live in cache *slots*, each with its own heap buffer (so no large
-//!   allocation and no 4 KiB buffer ever on the stack). A small chained hash
-//!   (arrays of `u32`) maps block numbers to slots; a clock hand picks the
-//!   victim when the cache is full, skipping locked slots and writing dirty
-//!   victims back first.
+//! - Blocks live in cache *slots*, each with its own 4 KiB heap buffer (a
+//!   separate `alloc::Vec`, kmalloc in the kernel, so a bio can carry it as
+//!   one page; no 4 KiB buffer is ever on the stack). A small chained hash
+//!   (arrays of `u32`) maps block numbers to slots. The slot and hash
+//!   arrays are `alloc::BigVec` (may be vmalloc'ed in the kernel).
 //! - A lock is a small handle ([`ReadLock`], [`WriteLock`]) that does *not*
 //!   borrow the manager: several blocks may be locked at once (a btree shadow
 //!   spine holds parent and child, rebalancing holds four), and the manager
@@ -16,17 +16,51 @@
 //!   [`BlockManager::data_mut2`], ...), so every access is checked against the
 //!   lock kind: only a `WriteLock` gives `&mut` data. Locks are released with
 //!   [`BlockManager::unlock`] / [`BlockManager::unlock_write`]; a slot with a
-//!   lock is never evicted.
+//!   lock is never evicted. Holding a lock across calls to other parts of
+//!   the engine is fine; [`BlockManager::force_unlock_all`] (recovery only)
+//!   makes every outstanding handle stale.
 //! - Validators check a block when it is read from the device (once per cache
 //!   fill) and stamp it (`prepare_for_write`: block number and checksum) when
-//!   a dirty block is written back, as `dm_block_validator` does.
+//!   a dirty block is written back, as `dm_block_validator` does. A cached
+//!   block locked with a different validator is `ValidatorMismatch`.
 //! - Non-blocking mode: [`BlockManager::read_try_lock`] returns
-//!   `Err(WouldBlock)` instead of doing I/O on a miss (`dm_bm_read_try_lock`).
+//!   `Err(WouldBlock)` instead of doing I/O on a miss, and instead of
+//!   waiting on a write-locked block (`dm_bm_read_try_lock`): the caller
+//!   (the target's `map()`) defers to a worker, which takes the blocking
+//!   path.
+//!
+//! # I/O
+//!
+//! All writes go through [`BlockDevice::write_blocks`] batches, never one
+//! block at a time:
+//! - Commit ([`BlockManager::flush_and_unlock`], what `dm_tm_commit` does):
+//!   every dirty block but the superblock in one batch, one flush, then the
+//!   superblock alone with FUA. The superblock write is the commit point;
+//!   everything it names is durable before it is issued.
+//! - Eviction: when the cache is full, the clock hand takes an unlocked,
+//!   clean block not referenced since its last turn. Dirty blocks are passed
+//!   over; only when every unlocked block is dirty are all of them written
+//!   back in one batch (as dm-bufio writes dirty buffers asynchronously under
+//!   pressure), after which they are clean victims. A miss under the
+//!   caller's lock therefore costs at most one read and, rarely, one batch.
+//! - Reads are one block per call, on a miss.
+//!
+//! # Memory bound
+//!
+//! A manager of `capacity` slots (16 to 2^24, `PoolMetadata` uses
+//! `DEFAULT_CACHE_BLOCKS` = 4096) holds at most `capacity` block buffers
+//! of 4 KiB plus about 64 bytes of slot each, and a hash table of at most
+//! `4 * capacity` `u32`s: about 16.3 MiB for 4096 slots. Slots are allocated
+//! on first use, never freed before the manager. The cache grows past
+//! `capacity` only while every slot is locked, by one slot per block locked
+//! beyond that; engine operations hold a handful of locks at once (a
+//! btree rebalance four), far below the 16-slot minimum, so in practice the
+//! bound is `capacity`.
 //!
 //! Single-threaded: methods take `&mut self`; the owner puts the whole
 //! manager behind a lock. Nothing here panics on disk content.
 
-use super::alloc::Vec;
+use super::alloc::{BigVec, Vec};
 use super::block_device::{BlockDevice, BLOCK_SIZE};
 use super::error::{Error, Result};
 
@@ -120,8 +154,8 @@ pub struct BmStats {
 pub struct BlockManager<D: BlockDevice> {
     dev: D,
     nr_blocks: u64,
-    slots: Vec<Slot>,
-    buckets: Vec<u32>,
+    slots: BigVec<Slot>,
+    buckets: BigVec<u32>,
     capacity: usize,
     hand: usize,
     read_only: bool,
@@ -148,13 +182,13 @@ impl<D: BlockDevice> BlockManager<D> {
         while nb < capacity * 2 {
             nb = nb.checked_mul(2).ok_or(Error::Invalid)?;
         }
-        let mut buckets = Vec::new();
+        let mut buckets = BigVec::new();
         buckets.resize(nb, NONE)?;
         let nr_blocks = dev.nr_blocks();
         Ok(BlockManager {
             dev,
             nr_blocks,
-            slots: Vec::with_capacity(capacity)?,
+            slots: BigVec::with_capacity(capacity)?,
             buckets,
             capacity,
             hand: 0,
@@ -259,27 +293,13 @@ impl<D: BlockDevice> BlockManager<D> {
         self.buckets[h] = idx as u32;
     }
 
-    fn write_back(&mut self, idx: usize) -> Result<()> {
-        let s = &mut self.slots[idx];
-        if !s.dirty {
-            return Ok(());
-        }
-        if let Some(v) = s.validator {
-            v.prepare_for_write(s.block, &mut s.data);
-        }
-        self.dev.write(s.block, &s.data)?;
-        self.stats.writes += 1;
-        self.slots[idx].dirty = false;
-        Ok(())
-    }
-
-    /// Finds a free or evictable slot (unhashed), growing if all are locked.
-    fn get_slot(&mut self) -> Result<usize> {
-        if self.slots.len() < self.capacity {
-            return self.add_slot();
-        }
+    /// One turn of the clock: an unlocked slot that is empty, or clean and
+    /// not referenced since the hand last passed (clearing the referenced
+    /// bits it passes), unhashed. Dirty slots are passed over: writing one
+    /// here would be a synchronous write under the caller's lock.
+    fn clean_victim(&mut self) -> Option<usize> {
         let n = self.slots.len();
-        for _ in 0..(2 * n) {
+        for _ in 0..n.saturating_mul(2) {
             let i = self.hand;
             self.hand = (self.hand + 1) % n;
             let s = &mut self.slots[i];
@@ -287,15 +307,39 @@ impl<D: BlockDevice> BlockManager<D> {
                 continue;
             }
             if s.block == EMPTY_BLOCK {
-                return Ok(i);
+                return Some(i);
             }
             if s.referenced {
                 s.referenced = false;
                 continue;
             }
-            self.write_back(i)?;
+            if s.dirty {
+                continue;
+            }
             self.unhash(i);
+            return Some(i);
+        }
+        None
+    }
+
+    /// Finds a free or evictable slot (unhashed). A full cache gives up a
+    /// clean block; when every unlocked block is dirty, all of them are
+    /// written back in one batch first (dm-bufio writes dirty buffers
+    /// asynchronously under memory pressure the same way), so a miss costs
+    /// one batched write for many later ones. The cache grows past
+    /// `capacity` only when every slot is locked.
+    fn get_slot(&mut self) -> Result<usize> {
+        if self.slots.len() < self.capacity {
+            return self.add_slot();
+        }
+        if let Some(i) = self.clean_victim() {
             return Ok(i);
+        }
+        if self.slots.iter().any(|s| s.dirty && !s.writer) {
+            self.write_dirty(None)?;
+            if let Some(i) = self.clean_victim() {
+                return Ok(i);
+            }
         }
         self.add_slot()
     }
@@ -326,7 +370,7 @@ impl<D: BlockDevice> BlockManager<D> {
 
     fn grow_buckets(&mut self) -> Result<()> {
         let nb = self.buckets.len().checked_mul(2).ok_or(Error::NoMem)?;
-        let mut buckets = Vec::new();
+        let mut buckets = BigVec::new();
         buckets.resize(nb, NONE)?;
         self.buckets = buckets;
         for i in 0..self.slots.len() {
@@ -558,13 +602,30 @@ impl<D: BlockDevice> BlockManager<D> {
             .sum()
     }
 
-    /// Writes every dirty, unlocked block except `except` (no flush).
+    /// Writes every dirty block that is not write-locked, except
+    /// `except`, in one [`BlockDevice::write_blocks`] batch (no flush).
     pub fn write_dirty(&mut self, except: Option<u64>) -> Result<()> {
-        for i in 0..self.slots.len() {
-            let s = &self.slots[i];
-            if s.dirty && !s.writer && Some(s.block) != except {
-                self.write_back(i)?;
+        let wanted = |s: &Slot| s.dirty && !s.writer && Some(s.block) != except;
+        let mut n = 0u64;
+        for s in self.slots.iter_mut().filter(|s| wanted(s)) {
+            if let Some(v) = s.validator {
+                v.prepare_for_write(s.block, &mut s.data);
             }
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let slots = &self.slots;
+        self.dev.write_blocks(
+            &mut slots
+                .iter()
+                .filter(|s| wanted(s))
+                .map(|s| (s.block, &s.data[..])),
+        )?;
+        self.stats.writes += n;
+        for s in self.slots.iter_mut().filter(|s| wanted(s)) {
+            s.dirty = false;
         }
         Ok(())
     }
@@ -578,9 +639,11 @@ impl<D: BlockDevice> BlockManager<D> {
         self.dev.flush()
     }
 
-    /// The commit sequence of `dm_bm_flush_and_unlock`-era dm-thin: write all
-    /// dirty blocks but `sb`, flush, then write `sb` with FUA. `sb` is a write
-    /// lock on the superblock, released here.
+    /// The commit sequence (`dm_tm_commit` over `dm_bm_flush`): every dirty
+    /// block but `sb` in one batch, a flush, then `sb` alone with FUA: the
+    /// superblock write is the commit point, and it is issued only once
+    /// everything it names is durable. `sb` is a write lock on the
+    /// superblock, released here. Any other lock still held is `Busy`.
     pub fn flush_and_unlock(&mut self, sb: WriteLock) -> Result<()> {
         let b = sb.block;
         self.unlock_write(sb);
@@ -667,12 +730,13 @@ impl<D: BlockDevice> BlockManager<D> {
         Ok(())
     }
 
-    /// Forgets every unlocked cached block (dirty ones are written first).
+    /// Forgets every unlocked cached block (dirty ones are written first,
+    /// in one batch).
     pub fn invalidate(&mut self) -> Result<()> {
+        self.write_dirty(None)?;
         for i in 0..self.slots.len() {
             let s = &self.slots[i];
             if s.readers == 0 && !s.writer {
-                self.write_back(i)?;
                 self.unhash(i);
             }
         }
