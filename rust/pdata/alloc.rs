@@ -5,9 +5,10 @@
 //! 4 KiB block buffer is one page a bio can carry, `virt_to_page`),
 //! [`BigVec`] wraps `KVVec` (kmalloc, falling back to vmalloc for large
 //! arrays such as the block cache's slot and hash tables) and [`Box`] wraps
-//! `KBox`. They allocate with `GFP_KERNEL`; the pool makes its workers'
-//! allocations NOIO around them (`memalloc_noio_save`), so nothing here
-//! recurses into I/O on the pool's own devices. On the host they wrap the
+//! `KBox`. They allocate with `GFP_KERNEL`: callers on the pool's paths
+//! (worker, messages, constructor) run inside a `memalloc_noio_save` scope,
+//! which makes that `GFP_NOIO`, so reclaim never recurses into I/O on the
+//! pool's own devices. On the host they wrap the
 //! standard types, with failure injection for tests ([`fault`]). All expose
 //! the same small, fallible API; everything else (insert, remove, ...) is
 //! written once, over slices.

@@ -69,6 +69,29 @@
 //! Value types with reference-counting hooks implement
 //! [`btree::ValueType`]; the hooks receive a caller context (for example
 //! `&mut DiskSpaceMap` for block-time values) and the transaction.
+//!
+//! The commit contract (the owner's data barrier, `BlockDevice::pre_commit`,
+//! then one batch, a flush and the FUA superblock) is in
+//! [`transaction_manager`]; the I/O pattern and cache memory bound in
+//! [`block_manager`].
+//!
+//! # C names
+//!
+//! What `dm-thin-metadata.c` calls, and where it is here:
+//!
+//! | C | here |
+//! |---|---|
+//! | `dm_bm_checksum` | [`checksum::dm_bm_checksum`] |
+//! | `dm_bm_read_lock` / `_try_lock` / `write_lock` / `write_lock_zero` | [`block_manager::BlockManager`] `read_lock`, `read_try_lock`, `write_lock`, `write_lock_zero` |
+//! | `dm_tm_create_with_sm` / `dm_tm_open_with_sm` | [`transaction_manager::TransactionManager::create`] / `open` |
+//! | `dm_tm_inc` / `dec` / `shadow_block` / `new_block` | [`transaction_manager::Transaction`] |
+//! | `dm_tm_pre_commit` / `dm_tm_commit` | `TransactionManager::pre_commit` / `commit` |
+//! | `dm_tm_create_non_blocking_clone` | `TransactionManager::non_blocking` |
+//! | `dm_sm_disk_create` / `open`, `dm_sm_*` | [`space_map::DiskSpaceMap`] (`new_block` gives `Option`) |
+//! | metadata space map, threshold callback | `TransactionManager::nr_free`, `set_metadata_threshold`, `take_threshold_event` |
+//! | `dm_btree_empty` / `lookup` / `insert_notify` / `remove` / `remove_leaves` / `lookup_next` / `find_highest_key` / `del` | [`btree::Btree`] |
+
+#![deny(unsafe_code)]
 
 pub mod alloc;
 pub mod block_device;

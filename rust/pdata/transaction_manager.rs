@@ -9,9 +9,28 @@
 //! reference count says it is shared (then the caller must also increment
 //! the children, which [`Transaction::shadow_block`] reports).
 //!
-//! Commit writes every dirty block, flushes, then writes the superblock with
-//! FUA: the superblock write is the atomic commit point. Abort drops all
-//! dirty blocks and returns the space maps to their last committed state.
+//! # The commit contract
+//!
+//! 1. The owner's barrier: nothing here knows of data blocks, so the owner
+//!    makes the data the metadata will name durable first. `PoolMetadata`
+//!    calls the device's `BlockDevice::pre_commit` (the pool's data-device
+//!    flush) before anything of a commit is written, on every path that
+//!    commits; a failure there stops the commit with nothing written.
+//! 2. The owner commits its other space maps (`DiskSpaceMap::commit`) and
+//!    takes their roots.
+//! 3. [`TransactionManager::pre_commit`] writes the metadata space map's
+//!    index; then [`TransactionManager::sm_root`] is final.
+//! 4. The owner write-locks the superblock, fills in every root, and hands
+//!    the lock to [`TransactionManager::commit`]: every other dirty block
+//!    in one batch, one flush, then the superblock alone with FUA. The
+//!    superblock write is the atomic commit point; a crash before it leaves
+//!    the previous commit, whole, in charge. No write lock may be held.
+//!
+//! [`TransactionManager::commit_with`] does 3 and 4 with a closure that
+//! fills the superblock. If a commit fails half way, call
+//! [`TransactionManager::abort`] before anything else: it drops all dirty
+//! blocks and returns the metadata space map to the last commit that
+//! reached the disk; the owner reverts its own maps and roots.
 //!
 //! Rust shape: the C code calls back into the metadata space map from inside
 //! space-map operations (the space map's own bitmaps and ref-count btree are

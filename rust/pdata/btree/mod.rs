@@ -22,7 +22,28 @@
 //! deleted. Hooks get a caller-chosen context (for example the data space
 //! map for block-time values).
 //!
-//! Not-found is `Ok(None)` / a `false` flag, never an error.
+//! Not-found is `Ok(None)` / a `false` flag, never an error. Every update,
+//! removals included, returns a new root even when nothing changed (the
+//! path was shadowed): always store it.
+//!
+//! Lookups run over any [`Transaction`]; through
+//! `TransactionManager::non_blocking` they use only cached nodes and fail
+//! with `Error::WouldBlock` on a miss or a write-locked node (the
+//! target's `map()` path; it defers to a worker then).
+//!
+//! # Performance
+//!
+//! Searches in a node narrow the window by interpolation before the binary
+//! search (same results; 2-3 cache lines per node instead of about 8), and
+//! a cache hit compares validators by pointer. `tests/pdata_bench.rs` on an
+//! idle machine, 2-level tree `[dev, block] -> u64`, 16 Ki-block cache:
+//!
+//! ```text
+//! sequential, 1M keys:  2.3M inserts/s, 6.2M lookups/s
+//! random, 100k keys:    1.8M inserts/s, 4.7M lookups/s
+//! random, 1M keys:      1.0M inserts/s, 1.5M lookups/s
+//! data new_block + insert (sequential): 1.3M/s
+//! ```
 
 mod insert;
 pub mod node;

@@ -4,6 +4,16 @@
 //! device and are changed through the transaction manager like any other
 //! metadata; the map itself only keeps the current and committed roots and
 //! counters. Every method takes the transaction it works in.
+//!
+//! Changed index entries are cached (64 direct-mapped slots, 7.3's
+//! `ie_cache`) and reach the index btree only at [`DiskSpaceMap::commit`]:
+//! take [`DiskSpaceMap::root`] after `commit`, as C calls `dm_sm_commit`
+//! before `dm_sm_copy_root`.
+//!
+//! Abort: [`DiskSpaceMap::abort`] returns to the last in-memory `commit`.
+//! That is the last durable state only if no metadata commit was attempted
+//! since; after a failed metadata commit reopen the map from the
+//! superblock's root instead (`PoolMetadata::abort` always reopens).
 
 use super::{
     ll_extend, ll_find_common_free, ll_lookup, ll_mutate, Event, IndexEntry, IndexEntryValue,
@@ -362,7 +372,9 @@ impl DiskSpaceMap {
         Ok(())
     }
 
-    /// Returns to the last committed state (with the metadata abort).
+    /// Returns to the state of the last [`Self::commit`] (with the metadata
+    /// abort). After a failed metadata commit that state may not be the
+    /// durable one: reopen from the superblock then.
     pub fn abort(&mut self) {
         self.counts = self.old_counts;
         self.bitmap_root = self.old_bitmap_root;

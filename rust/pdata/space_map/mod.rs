@@ -17,6 +17,15 @@
 //! a new block must be free in *both*, so a block freed in this transaction
 //! is not handed out again until the commit makes the free durable (the C
 //! code's `old_ll` vs `ll`).
+//!
+//! Allocation (7.3's `sm_ll_find_common_free_block`): the search runs over
+//! the *current* map first, from just after the last block handed out, and
+//! takes the first block that is free at the last commit too, wrapping
+//! once. The cursor survives commits, so allocation walks forward through
+//! the device and comes back to fill holes. Blocks added by `extend` are
+//! free in both maps, so usable at once, before any commit.
+//!
+//! "No free block" is `Ok(None)`, never an error.
 
 pub mod disk;
 pub mod metadata;

@@ -4,6 +4,42 @@
 //!
 //! Per-device operations (lookups, inserts, removals) are in
 //! [`super::thin_device`].
+//!
+//! # Commits
+//!
+//! Every path that commits ([`PoolMetadata::commit`],
+//! [`PoolMetadata::reserve_metadata_snap`], [`PoolMetadata::close`], and the
+//! first commit of a format) goes through one function, which first calls
+//! the device's [`BlockDevice::pre_commit`]: the pool's metadata device
+//! flushes the data device there, so no superblock ever names a data block
+//! whose contents are not durable (C: the callback of
+//! `dm_pool_register_pre_commit_callback`). A failure there stops the
+//! commit before anything is written. A pool with nothing changed since
+//! the last commit skips both. Then: changed device details, the data
+//! space map, the metadata space map, and the superblock last (see the
+//! commit contract in `pdata::transaction_manager`): one batch of writes,
+//! a flush, one FUA write.
+//!
+//! [`PoolMetadata::set_needs_check`] is not a commit: it edits the flags of
+//! the committed superblock on disk at once, also in read-only mode, and
+//! runs no barrier (the data device may be what failed).
+//!
+//! # Failure
+//!
+//! After a failed commit or any failed change, the owner calls
+//! [`PoolMetadata::abort`], which reloads everything from the last
+//! committed superblock. If the abort itself fails, the persistent objects
+//! are dropped (C `fail_io`): every later call answers [`Error::FailIo`],
+//! and only [`PoolMetadata::close`] is left. Read-only mode
+//! ([`PoolMetadata::set_read_only`]) refuses every change and commit.
+//!
+//! # Non-blocking lookups
+//!
+//! [`PoolMetadata::find_block`] with `can_issue_io = false` is the target's
+//! `map()` path: it answers from cached metadata only, and
+//! [`Error::WouldBlock`] when it would need I/O (a cache miss, a block
+//! write-locked, a device whose details are not in core); the caller defers
+//! the bio to the worker, whose blocking lookup then warms the cache.
 
 use super::device_details::DeviceDetails;
 use super::error::{Error, Result};
