@@ -8,6 +8,7 @@
 #include <linux/blkdev.h>
 #include <linux/crc32c.h>
 #include <linux/device-mapper.h>
+#include <linux/dm-kcopyd.h>
 #include <linux/kdev_t.h>
 #include <linux/workqueue.h>
 #include <linux/fs.h>
@@ -54,3 +55,11 @@ struct bio *dmrs_batch_write_add(struct bio *prev, struct block_device *bdev, se
 				 const void *buf, unsigned int len);
 int dmrs_batch_wait(struct bio *last);
 int dmrs_flush_bdev(struct block_device *bdev);
+void dmrs_zero_fill_bio(struct bio *bio);
+int dmrs_discard_sync(struct block_device *bdev, sector_t sector, sector_t nr);
+bool dmrs_bdev_discard_supported(struct block_device *bdev);
+void dmrs_kcopyd_copy(struct dm_kcopyd_client *kc, struct block_device *from, sector_t from_sector,
+		      struct block_device *to, sector_t to_sector, sector_t count,
+		      dm_kcopyd_notify_fn fn, void *context);
+void dmrs_kcopyd_zero(struct dm_kcopyd_client *kc, struct block_device *bdev, sector_t sector,
+		      sector_t count, dm_kcopyd_notify_fn fn, void *context);

@@ -21,6 +21,7 @@
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
 #include <linux/sched/mm.h>
+#include <linux/dm-kcopyd.h>
 
 static char pool_target[32] = "thin-pool";
 module_param_string(pool_target, pool_target, sizeof(pool_target), 0444);
@@ -124,9 +125,13 @@ struct block_device *dmrs_file_bdev(struct file *f)
 	return file_bdev(f);
 }
 
+/*
+ * Closed at once, as device-mapper closes its table devices (so a device
+ * the pool used is free again when the removing ioctl returns).
+ */
 void dmrs_fput(struct file *f)
 {
-	fput(f);
+	__fput_sync(f);
 }
 
 /* Adds [buf, buf + len) to @bio page by page; kmalloc or vmalloc memory. */
@@ -195,4 +200,37 @@ int dmrs_batch_wait(struct bio *last)
 int dmrs_flush_bdev(struct block_device *bdev)
 {
 	return blkdev_issue_flush(bdev);
+}
+
+void dmrs_zero_fill_bio(struct bio *bio)
+{
+	zero_fill_bio(bio);
+}
+
+int dmrs_discard_sync(struct block_device *bdev, sector_t sector, sector_t nr)
+{
+	return blkdev_issue_discard(bdev, sector, nr, GFP_NOIO);
+}
+
+bool dmrs_bdev_discard_supported(struct block_device *bdev)
+{
+	return bdev_max_discard_sectors(bdev) > 0;
+}
+
+void dmrs_kcopyd_copy(struct dm_kcopyd_client *kc, struct block_device *from, sector_t from_sector,
+		      struct block_device *to, sector_t to_sector, sector_t count,
+		      dm_kcopyd_notify_fn fn, void *context)
+{
+	struct dm_io_region src = { .bdev = from, .sector = from_sector, .count = count };
+	struct dm_io_region dst = { .bdev = to, .sector = to_sector, .count = count };
+
+	dm_kcopyd_copy(kc, &src, 1, &dst, 0, fn, context);
+}
+
+void dmrs_kcopyd_zero(struct dm_kcopyd_client *kc, struct block_device *bdev, sector_t sector,
+		      sector_t count, dm_kcopyd_notify_fn fn, void *context)
+{
+	struct dm_io_region dst = { .bdev = bdev, .sector = sector, .count = count };
+
+	dm_kcopyd_zero(kc, 1, &dst, 0, fn, context);
 }

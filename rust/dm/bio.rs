@@ -22,6 +22,7 @@
 //! dropped when device-mapper is done with the bio: when `map` kills or
 //! requeues it, or when `end_io` lets the completion proceed.
 
+use super::block_io::BdevFile;
 use super::device::DmDev;
 use crate::bindings;
 use core::marker::PhantomData;
@@ -191,6 +192,12 @@ impl<'a, P> MapBio<'a, P> {
 
     bio_accessors!();
 
+    /// Moves the bio's start (C `bio->bi_iter.bi_sector = ...`).
+    pub fn set_sector(&mut self, sector: u64) {
+        // SAFETY: the bio is ours during map.
+        unsafe { (*self.raw.as_ptr()).bi_iter.bi_sector = sector };
+    }
+
     /// The target's per-bio data, mutably.
     pub fn data_mut(&mut self) -> Pin<&mut P> {
         // SAFETY: initialised (type invariant), never moved; `&mut self` is
@@ -218,6 +225,15 @@ impl<'a, P> MapBio<'a, P> {
             }
             None => self.kill(),
         }
+    }
+
+    /// Points the bio at `dev`, a device the target opened itself and keeps
+    /// open while its bios are in flight (the pool's data device, held by
+    /// the pool every thin holds), for device-mapper to submit.
+    pub fn remap_file(self, dev: &BdevFile, sector: u64) -> Mapped<'a> {
+        // SAFETY: the bio is ours during map; `dev` is an open device.
+        unsafe { set_dev(self.raw, dev.bdev(), sector) };
+        self.token(bindings::DM_MAPIO_REMAPPED)
     }
 
     /// Takes the bio for later: device-mapper is told the target has it
@@ -355,6 +371,19 @@ impl<P> Bio<P> {
         .is_some()
     }
 
+    /// Points the bio at `dev`, a device the target keeps open while the
+    /// bio is in flight (see [`MapBio::remap_file`]).
+    pub fn remap_file(&mut self, dev: &BdevFile, sector: u64) {
+        // SAFETY: the bio is ours; `dev` is an open device.
+        unsafe { set_dev(self.raw, dev.bdev(), sector) };
+    }
+
+    /// Fills the bio's pages with zeroes (a read of unprovisioned space).
+    pub fn zero_fill(&mut self) {
+        // SAFETY: the bio is ours; zero_fill_bio writes only its pages.
+        unsafe { bindings::dmrs_zero_fill_bio(self.raw.as_ptr()) };
+    }
+
     /// Completes the bio with `status`.
     pub fn endio(self, status: BlkStatus) {
         let raw = self.into_raw();
@@ -381,6 +410,108 @@ impl<P> Drop for Bio<P> {
         unsafe {
             (*self.raw.as_ptr()).bi_status = bindings::BLK_STS_IOERR;
             bindings::bio_endio(self.raw.as_ptr());
+        }
+    }
+}
+
+/// A FIFO of owned bios linked through `bi_next`, as C's `bio_list`: adding
+/// never allocates, so `map` can defer bios. Dropping a list ends what it
+/// still holds with an I/O error.
+pub struct BioList<P> {
+    // INVARIANT: `head..tail` is a chain of bios owned by the list through
+    // `bi_next`, each satisfying `Bio<P>`'s invariant; `tail` is the last.
+    head: Option<NonNull<bindings::bio>>,
+    tail: Option<NonNull<bindings::bio>>,
+    len: usize,
+    _p: PhantomData<P>,
+}
+
+// SAFETY: the list owns its bios, which are `Send` when `P` is.
+unsafe impl<P: Send> Send for BioList<P> {}
+
+impl<P> Default for BioList<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P> BioList<P> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        BioList {
+            head: None,
+            tail: None,
+            len: 0,
+            _p: PhantomData,
+        }
+    }
+
+    /// Whether the list is empty.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Number of bios held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Adds `bio` at the end.
+    pub fn push(&mut self, bio: Bio<P>) {
+        let raw = bio.into_raw();
+        // SAFETY: the bio is ours now; its `bi_next` is free while owned.
+        unsafe { (*raw.as_ptr()).bi_next = core::ptr::null_mut() };
+        match self.tail {
+            // SAFETY: `t` is the list's last bio, owned by the list.
+            Some(t) => unsafe { (*t.as_ptr()).bi_next = raw.as_ptr() },
+            None => self.head = Some(raw),
+        }
+        self.tail = Some(raw);
+        self.len += 1;
+    }
+
+    /// Takes the first bio.
+    pub fn pop(&mut self) -> Option<Bio<P>> {
+        let h = self.head?;
+        // SAFETY: `h` is owned by the list; unlink it.
+        let next = unsafe { (*h.as_ptr()).bi_next };
+        // SAFETY: as above.
+        unsafe { (*h.as_ptr()).bi_next = core::ptr::null_mut() };
+        self.head = NonNull::new(next);
+        if self.head.is_none() {
+            self.tail = None;
+        }
+        self.len -= 1;
+        // INVARIANT: ownership passes from the list to the handle.
+        Some(Bio {
+            raw: h,
+            _p: PhantomData,
+        })
+    }
+
+    /// Moves every bio of `other` to the end of this list.
+    pub fn append(&mut self, other: &mut BioList<P>) {
+        let Some(oh) = other.head.take() else { return };
+        match self.tail {
+            // SAFETY: `t` is owned by this list; `oh` by `other`, moved here.
+            Some(t) => unsafe { (*t.as_ptr()).bi_next = oh.as_ptr() },
+            None => self.head = Some(oh),
+        }
+        self.tail = other.tail.take();
+        self.len += other.len;
+        other.len = 0;
+    }
+
+    /// Takes the whole list, leaving this one empty.
+    pub fn take(&mut self) -> BioList<P> {
+        core::mem::take(self)
+    }
+}
+
+impl<P> Drop for BioList<P> {
+    fn drop(&mut self) {
+        while let Some(b) = self.pop() {
+            drop(b);
         }
     }
 }

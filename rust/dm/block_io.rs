@@ -20,7 +20,9 @@ use kernel::prelude::*;
 /// Bytes per sector.
 pub const SECTOR_SIZE: u64 = 512;
 
-/// A block device opened by number; closed (`fput`) when dropped.
+/// A block device opened by number; closed when dropped, synchronously
+/// (`__fput_sync`, as device-mapper closes table devices): dropping the
+/// last handle sleeps and must happen in process context.
 pub struct BdevFile {
     // INVARIANT: `file` is a reference from `bdev_file_open_by_dev`, put
     // once in drop; `bdev` is its block device, valid while it is held.
@@ -139,6 +141,19 @@ impl BdevFile {
             return Err(EINVAL);
         }
         Ok(())
+    }
+
+    /// Discards `nr` sectors at `sector` and waits (`blkdev_issue_discard`).
+    /// Sleeps.
+    pub fn discard(&self, sector: u64, nr: u64) -> Result {
+        // SAFETY: a live block device.
+        to_result(unsafe { bindings::dmrs_discard_sync(self.bdev.as_ptr(), sector, nr) })
+    }
+
+    /// Whether the device takes discards.
+    pub fn discard_supported(&self) -> bool {
+        // SAFETY: a live block device.
+        unsafe { bindings::dmrs_bdev_discard_supported(self.bdev.as_ptr()) }
     }
 
     /// Flushes the device's volatile cache (`blkdev_issue_flush`). Sleeps.

@@ -6,12 +6,17 @@
 
 #[allow(dead_code, unused_imports)]
 pub mod metadata;
+mod io_epochs;
+mod mapping;
 mod metadata_dev;
 pub mod pool;
 mod pool_message;
 mod pool_target;
+mod prison;
 pub mod table_line;
+mod thin;
 mod thin_target;
+mod worker;
 
 pub use pool::new_shared_pools;
 pub use pool_target::PoolTarget;

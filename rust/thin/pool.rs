@@ -25,16 +25,23 @@
 //! Locking: the table's mutex, then a pool's state mutex, then the bound
 //! target's table-event mutex. The state mutex is held across metadata I/O.
 
+use super::io_epochs::IoEpochs;
+use super::mapping::JobList;
 use super::metadata::{Error as MdError, PoolMetadata};
 use super::metadata_dev::MetadataDev;
+use super::prison::Prison;
 use super::table_line::PoolFeatures;
-use crate::dm::{BdevFile, DevT, MdId, NoIo, TableEvent, WorkHandler, Worker, WorkerRef};
+use super::thin::ThinBio;
+use super::worker::WorkState;
+use crate::dm::{
+    BdevFile, BioList, DevT, KcopydClient, MdId, NoIo, TableEvent, WorkHandler, Worker, WorkerRef,
+};
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::alloc::KVec;
 use kernel::error::code;
 use kernel::prelude::*;
-use kernel::sync::{new_mutex, Arc, Mutex};
+use kernel::sync::{new_mutex, new_spinlock, new_spinlock_irq, Arc, Mutex, SpinLock, SpinLockIrq};
 
 /// The largest metadata device C uses (`THIN_METADATA_MAX_SECTORS`).
 pub const THIN_METADATA_MAX_SECTORS: u64 = 255 * (1 << 14) * 8;
@@ -141,10 +148,32 @@ pub struct PoolCore {
     data_dev: DevT,
     block_size: u32,
     name: Name,
-    data: Arc<BdevFile>,
+    /// The data device, opened by the pool.
+    pub(crate) data: Arc<BdevFile>,
     suspended: AtomicBool,
     #[pin]
     state: Mutex<PoolState>,
+    /// Bios `map` deferred to the worker.
+    #[pin]
+    pub(crate) deferred: SpinLockIrq<BioList<ThinBio>>,
+    /// Whole-block overwrites that completed, for the worker to map.
+    #[pin]
+    pub(crate) overwrite_done: SpinLockIrq<BioList<ThinBio>>,
+    /// Mappings whose zeroing or copy finished (kcopyd).
+    #[pin]
+    pub(crate) prepared: SpinLock<JobList>,
+    /// Blocks being provisioned, copied or discarded.
+    #[pin]
+    pub(crate) prison: SpinLockIrq<Prison>,
+    /// The worker's own lists.
+    #[pin]
+    pub(crate) work: Mutex<WorkState>,
+    /// Bios in flight to the data device.
+    pub(crate) io: IoEpochs,
+    /// Copies and zeroing of data blocks.
+    pub(crate) kcopyd: KcopydClient,
+    /// The waker asks the worker for a commit of what changed.
+    pub(crate) commit_due: AtomicBool,
 }
 
 /// A pool: its core and the worker that commits for it.
@@ -286,31 +315,28 @@ impl PoolCore {
         self.block_size
     }
 
+    /// Tries to lock the pool's state without sleeping (`map`).
+    pub fn try_lock(&self) -> Option<kernel::sync::lock::Guard<'_, PoolState, kernel::sync::lock::mutex::MutexBackend>> {
+        self.state.try_lock()
+    }
+
     /// Locks the pool's state. Sleeps.
     pub fn lock(&self) -> kernel::sync::lock::Guard<'_, PoolState, kernel::sync::lock::mutex::MutexBackend> {
         self.state.lock()
     }
 
-    /// Commits if anything changed since the last commit (the waker).
-    fn commit_if_changed(&self) {
-        let _noio = NoIo::enter();
-        let mut st = self.state.lock();
-        if st.closed || st.mode >= PoolMode::OutOfMetadataSpace || !st.pmd.changed_this_transaction() {
-            return;
-        }
-        let _ = st.commit(self.name());
-    }
 }
 
 impl WorkHandler for PoolCore {
-    /// The worker (C `do_worker`): with no deferred bios yet, it commits
-    /// what changed.
-    fn work(&self, _w: &WorkerRef<'_, Self>) {
-        self.commit_if_changed();
+    /// The worker (C `do_worker`); see `worker.rs`.
+    fn work(&self, w: &WorkerRef<'_, Self>) {
+        self.do_work(w);
     }
 
-    /// The waker (C `do_waker`): wakes the worker and re-arms itself.
+    /// The waker (C `do_waker`): asks for a commit of what changed, wakes
+    /// the worker and re-arms itself.
     fn timer(&self, w: &WorkerRef<'_, Self>) {
+        self.commit_due.store(true, Ordering::SeqCst);
         w.queue();
         w.queue_delayed_ms(COMMIT_PERIOD_MS);
     }
@@ -346,6 +372,8 @@ impl Pool {
             bound: None,
             closed: false,
         };
+        let prison = Prison::new().map_err(|_| (c"Error creating pool's bio prison", ENOMEM))?;
+        let kcopyd = KcopydClient::new().map_err(|e| (c"Error creating pool's kcopyd client", e))?;
         let core = Arc::pin_init(
             pin_init!(PoolCore {
                 md,
@@ -356,6 +384,14 @@ impl Pool {
                 data,
                 suspended: AtomicBool::new(false),
                 state <- new_mutex!(state),
+                deferred <- new_spinlock_irq!(BioList::new()),
+                overwrite_done <- new_spinlock_irq!(BioList::new()),
+                prepared <- new_spinlock!(JobList::new()),
+                prison <- new_spinlock_irq!(prison),
+                work <- new_mutex!(WorkState::default()),
+                io: IoEpochs::new(),
+                kcopyd,
+                commit_due: AtomicBool::new(false),
             }),
             GFP_KERNEL,
         )
@@ -424,6 +460,21 @@ impl Pool {
         if matches!(&st.bound, Some((t, _)) if *t == target) {
             st.bound = None;
         }
+    }
+
+    /// Waits until the worker has run what is queued. Sleeps.
+    pub fn flush_worker(&self) {
+        self.worker.flush();
+    }
+
+    /// Wakes the worker (C `wake_worker`). Never sleeps.
+    pub fn wake(&self) {
+        self.worker.queue();
+    }
+
+    /// Whether the pool is suspended (C `pool->suspended`).
+    pub fn suspended(&self) -> bool {
+        self.core().suspended.load(Ordering::Acquire)
     }
 
     /// C `__pool_destroy`'s I/O half: stop the worker's timers, drain it,

@@ -1,32 +1,48 @@
-//! The `thin` target: one thin device of a pool.
+//! The `thin` target (C `thin_c` and the `thin_*` callbacks): one thin
+//! device of a pool. `map` remaps what it can at once and defers the rest
+//! to the pool's worker (see `worker.rs`).
 
-use super::pool::SharedPools;
+use super::metadata::ThinId;
+use super::pool::{errno, PoolMode, SharedPools};
 use super::table_line::{self, msg};
-use crate::dm::{Args, CtrError, DmDev, MapBio, Mapped, Mode, NoIo, Target, TargetCtx, TargetRef};
+use super::thin::{Thin, ThinBio};
+use crate::dm::{
+    Args, BlkStatus, CtrError, DmDev, EndIoBio, Ended, MapBio, Mapped, Mode, NoIo, Op,
+    QueueLimits, StatusFlags, StatusType, StatusWriter, Target, TargetCtx, TargetRef,
+};
+use core::fmt::Write;
+use core::sync::atomic::Ordering;
 use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// The largest discard a thin takes at once, in blocks (C `BIO_PRISON_MAX_RANGE`).
+const MAX_DISCARD_BLOCKS: u64 = 1024;
 
 /// One `thin` table line's target.
-///
-/// A thin is built on a pool object, found through the pool's mapped
-/// device. Until the data path exists the constructor stops after finding
-/// the pool, with [`NO_DATA_PATH`].
 pub struct ThinTarget {
-    _pool_dev: DmDev,
-    _origin_dev: Option<DmDev>,
-    _dev_id: u64,
+    thin: Arc<Thin>,
+    pools: SharedPools,
+    pool_dev: DmDev,
+    dev_id: ThinId,
 }
-
-/// `ti->error` for a thin of a live pool while thins cannot carry bios.
-pub const NO_DATA_PATH: &core::ffi::CStr = c"Thin devices cannot be activated yet: no data path";
 
 impl ThinTarget {
     /// `DM_TARGET_PASSES_CRYPTO`, as the C thin target.
     pub const FEATURES: u64 = crate::bindings::DM_TARGET_PASSES_CRYPTO as u64;
+
+    fn defer<'a>(&self, bio: MapBio<'a, ThinBio>) -> Mapped<'a> {
+        let (mut b, m) = bio.defer();
+        b.data_mut().thin = Some(self.thin.clone());
+        let pool = &self.thin.pool;
+        pool.core().deferred.lock().push(b);
+        pool.wake();
+        m
+    }
 }
 
 #[vtable]
 impl Target for ThinTarget {
-    type PerBio = ();
+    type PerBio = ThinBio;
     type Context = SharedPools;
 
     /// `thin <pool dev> <dev id> [<external origin dev>]`, checked in
@@ -43,16 +59,19 @@ impl Target for ThinTarget {
         let pool_path = args
             .get_cstr(0)
             .ok_or(CtrError::inval(msg::INVALID_ARGUMENT_COUNT))?;
-        let origin_dev = match args.get_cstr(2) {
-            Some(origin) if origin == pool_path => {
+        if let Some(origin) = args.get_cstr(2) {
+            if origin == pool_path {
                 return Err(CtrError::inval(msg::ORIGIN_SAME));
             }
-            Some(origin) => Some(ctx.get_device(origin, Mode::READ).map_err(|err| CtrError {
+            ctx.get_device(origin, Mode::READ).map_err(|err| CtrError {
                 msg: msg::ORIGIN_DEV,
                 err,
-            })?),
-            None => None,
-        };
+            })?;
+            return Err(CtrError {
+                msg: c"External origin devices are not supported yet",
+                err: EOPNOTSUPP,
+            });
+        }
         let mode = ctx.table_mode();
         let pool_dev = ctx.get_device(pool_path, mode).map_err(|err| CtrError {
             msg: msg::POOL_DEV,
@@ -65,17 +84,255 @@ impl Target for ThinTarget {
         let Some(pool) = table.get_by_md(pool_md) else {
             return Err(CtrError::inval(msg::POOL_OBJECT));
         };
-        // The data path (map, worker) is not built: release the pool again.
-        table.put(&pool);
-        let _ = (origin_dev, dev_id);
-        Err(CtrError {
-            msg: NO_DATA_PATH,
-            err: EOPNOTSUPP,
+        let fail = |table: &mut super::pool::PoolTable, e: CtrError| {
+            table.put(&pool);
+            Err(e)
+        };
+        let core = pool.core();
+        let discard_enabled = {
+            let mut st = core.lock();
+            if st.mode() == PoolMode::Fail {
+                drop(st);
+                return fail(
+                    &mut table,
+                    CtrError::inval(c"Couldn't open thin device, Pool is in fail mode"),
+                );
+            }
+            if let Err(e) = st.pmd.open_thin_device(dev_id) {
+                drop(st);
+                return fail(
+                    &mut table,
+                    CtrError {
+                        msg: c"Couldn't open thin internal device",
+                        err: errno(e),
+                    },
+                );
+            }
+            st.pf.discard_enabled
+        };
+        let close = |table: &mut super::pool::PoolTable, e: CtrError| {
+            core.lock().pmd.close_thin_device(dev_id);
+            fail(table, e)
+        };
+        if let Err(err) = ctx.set_max_io_len(u64::from(core.block_size())) {
+            return close(&mut table, CtrError { msg: c"Couldn't set max io len", err });
+        }
+        if pool.suspended() {
+            return close(
+                &mut table,
+                CtrError::inval(c"Unable to activate thin device while pool is suspended"),
+            );
+        }
+        let thin = match Arc::new(
+            Thin {
+                id: dev_id,
+                pool: pool.clone(),
+                requeue: core::sync::atomic::AtomicBool::new(false),
+            },
+            GFP_KERNEL,
+        ) {
+            Ok(t) => t,
+            Err(_) => {
+                return close(
+                    &mut table,
+                    CtrError {
+                        msg: c"Cannot allocate memory",
+                        err: ENOMEM,
+                    },
+                )
+            }
+        };
+        drop(table);
+        ctx.set_num_flush_bios(1);
+        ctx.set_limit_swap_bios(true);
+        ctx.set_flush_supported(true);
+        ctx.set_accounts_remapped_io(true);
+        if discard_enabled {
+            ctx.set_discards(1, true);
+        }
+        Ok(ThinTarget {
+            thin,
+            pools: pools.clone(),
+            pool_dev,
+            dev_id,
         })
     }
 
-    /// Never reached: the constructor does not succeed yet.
-    fn map<'a>(&self, _ti: &TargetRef<'_>, bio: MapBio<'a, ()>) -> Mapped<'a> {
-        bio.kill()
+    /// C `thin_bio_map`: never sleeps, never does I/O.
+    fn map<'a>(&self, ti: &TargetRef<'_>, mut bio: MapBio<'a, ThinBio>) -> Mapped<'a> {
+        if self.thin.requeue.load(Ordering::SeqCst) {
+            return bio.requeue();
+        }
+        let core = self.thin.pool.core();
+        let sector = bio.sector().wrapping_sub(ti.begin());
+        bio.set_sector(sector);
+        if bio.op() == Op::Discard || bio.is_preflush() || bio.is_fua() {
+            return self.defer(bio);
+        }
+        let is_write = match bio.op() {
+            Op::Read => false,
+            Op::Write => true,
+            _ => return self.defer(bio),
+        };
+        let bs = u64::from(core.block_size());
+        let vblock = sector / bs;
+        // Counted before the cell check: see io_epochs.rs.
+        let epoch = core.io.enter();
+        {
+            let mut p = core.prison.lock();
+            if let Some(cell) = p.find(self.thin.id, vblock, vblock + 1) {
+                core.io.exit(epoch);
+                let (mut b, m) = bio.defer();
+                b.data_mut().thin = Some(self.thin.clone());
+                cell.waiters.push(b);
+                return m;
+            }
+        }
+        let found = match core.try_lock() {
+            Some(mut st) if st.mode() != PoolMode::Fail => {
+                Some(st.pmd.find_block(self.thin.id, vblock, false))
+            }
+            Some(_) => {
+                core.io.exit(epoch);
+                return bio.kill();
+            }
+            None => None,
+        };
+        match found {
+            Some(Ok(Some(m))) if !(is_write && m.shared) => {
+                bio.data_mut().epoch.store(epoch, Ordering::SeqCst);
+                bio.remap_file(&core.data, m.block * bs + sector % bs)
+            }
+            _ => {
+                core.io.exit(epoch);
+                self.defer(bio)
+            }
+        }
+    }
+
+    /// C `thin_endio`: uncount the bio, and hand whole-block overwrites to
+    /// the worker, which maps the block before completing them.
+    fn end_io<'a>(
+        &self,
+        _ti: &TargetRef<'_>,
+        bio: EndIoBio<'a, ThinBio>,
+        status: &mut BlkStatus,
+    ) -> Ended<'a> {
+        let (epoch, hook) = {
+            let d = bio.data();
+            (d.epoch.swap(0, Ordering::SeqCst), d.hook.swap(false, Ordering::SeqCst))
+        };
+        let pool = &self.thin.pool;
+        if epoch != 0 {
+            pool.core().io.exit(epoch);
+        }
+        if hook {
+            let (mut b, ended) = bio.take();
+            b.data_mut().ok = status.is_ok();
+            pool.core().overwrite_done.lock().push(b);
+            pool.wake();
+            return ended;
+        }
+        bio.done()
+    }
+
+    /// C `thin_status`.
+    fn status(
+        &self,
+        _ti: &TargetRef<'_>,
+        kind: StatusType,
+        _flags: StatusFlags,
+        out: &mut StatusWriter<'_>,
+    ) {
+        let core = self.thin.pool.core();
+        match kind {
+            StatusType::Info => {
+                let _noio = NoIo::enter();
+                let mut st = core.lock();
+                if st.mode() == PoolMode::Fail {
+                    let _ = out.write_str("Fail");
+                    return;
+                }
+                let bs = u64::from(core.block_size());
+                let mapped = match st.pmd.mapped_count(self.dev_id) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        let _ = out.write_str("Error");
+                        return;
+                    }
+                };
+                let _ = write!(out, "{} ", mapped * bs);
+                match st.pmd.highest_mapped_block(self.dev_id) {
+                    Ok(Some(h)) => {
+                        let _ = write!(out, "{}", (h + 1) * bs - 1);
+                    }
+                    Ok(None) => {
+                        let _ = out.write_str("-");
+                    }
+                    Err(_) => {
+                        let _ = out.write_str("Error");
+                    }
+                }
+            }
+            StatusType::Table => {
+                if core.lock().mode() == PoolMode::Fail {
+                    let _ = out.write_str("Fail");
+                    return;
+                }
+                let _ = write!(out, "{} {}", self.pool_dev.dev_t(), self.dev_id);
+            }
+            StatusType::Ima => {}
+        }
+    }
+
+    /// A noflush suspend hands deferred bios back to device-mapper
+    /// (C `thin_presuspend` with `do_noflush_start`).
+    fn presuspend(&self, ti: &TargetRef<'_>) {
+        if ti.noflush_suspending() {
+            self.thin.requeue.store(true, Ordering::SeqCst);
+            self.thin.pool.wake();
+            self.thin.pool.flush_worker();
+        }
+    }
+
+    /// C `thin_postsuspend` (`do_noflush_stop`).
+    fn postsuspend(&self, _ti: &TargetRef<'_>) {
+        self.thin.requeue.store(false, Ordering::SeqCst);
+    }
+
+    /// C `thin_iterate_devices`: the pool device, whole blocks of it.
+    fn iterate_devices(
+        &self,
+        _ti: &TargetRef<'_>,
+        f: &mut dyn FnMut(&DmDev, u64, u64) -> i32,
+    ) -> i32 {
+        let bs = u64::from(self.thin.pool.core().block_size());
+        let len = self.pool_dev.nr_sectors().unwrap_or(0);
+        let blocks = len / bs;
+        if blocks == 0 {
+            return 0;
+        }
+        f(&self.pool_dev, 0, blocks * bs)
+    }
+
+    /// C `thin_io_hints`: discards in whole blocks.
+    fn io_hints(&self, _ti: &TargetRef<'_>, limits: &mut QueueLimits<'_>) {
+        let core = self.thin.pool.core();
+        if core.lock().pf.discard_enabled {
+            let bs = core.block_size();
+            limits.set_discard_granularity(bs << 9);
+            limits.set_max_hw_discard_sectors(bs.saturating_mul(MAX_DISCARD_BLOCKS as u32));
+        }
+    }
+}
+
+impl Drop for ThinTarget {
+    /// C `thin_dtr`: close the device and release the pool.
+    fn drop(&mut self) {
+        let _noio = NoIo::enter();
+        let mut table = self.pools.lock();
+        let pool = self.thin.pool.clone();
+        pool.core().lock().pmd.close_thin_device(self.dev_id);
+        table.put(&pool);
     }
 }

@@ -1,5 +1,5 @@
 # create_thin, activation, status of an empty and a written thin, and the table line.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 0 thin0 64

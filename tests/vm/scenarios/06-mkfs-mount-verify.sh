@@ -1,5 +1,5 @@
 # mkfs.ext4 on a thin, mount -o discard, files verified by checksum across a remount.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 thin1 256

@@ -1,5 +1,5 @@
 # With mount -o discard, deleting files returns data blocks to the pool.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 thin1 256

@@ -1,5 +1,5 @@
 # fstrim on a filesystem mounted without discard returns deleted files' blocks.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 thin1 256

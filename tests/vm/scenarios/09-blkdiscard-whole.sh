@@ -1,5 +1,5 @@
 # blkdiscard of a whole thin unmaps everything and frees every data block.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 3 thin3 32

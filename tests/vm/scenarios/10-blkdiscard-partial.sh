@@ -1,6 +1,6 @@
 # Partial, unaligned blkdiscard: whole blocks inside the range are unmapped,
 # partial blocks at its ends keep their data, data outside is untouched.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 4 thin4 16

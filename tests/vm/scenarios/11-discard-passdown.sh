@@ -1,5 +1,5 @@
 # Discards reach the data device with passdown on, and do not with no_discard_passdown.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     must dmsetup create data --table "0 $(sectors $DATA) linear $DATA 0"
     DATA=/dev/mapper/data

@@ -1,5 +1,5 @@
 # A snapshot of an active origin: writes to either are independent (copy on write).
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 origin 16

@@ -1,5 +1,5 @@
 # Snapshots of snapshots: each level keeps its own view.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 t1 8

@@ -1,5 +1,5 @@
 # delete of a thin returns its unshared blocks; shared blocks stay with the snapshot.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 t1 16

@@ -1,5 +1,5 @@
 # Deactivate everything, reactivate, and the data is intact (metadata committed).
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 5 t5 32

@@ -1,5 +1,5 @@
 # Bad pool messages fail and change nothing.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 t1 8

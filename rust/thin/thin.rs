@@ -1,0 +1,38 @@
+//! A thin device as its bios and the pool's worker see it (the shared half
+//! of C `struct thin_c`), and the per-bio data of the `thin` target.
+
+use super::metadata::ThinId;
+use super::pool::Pool;
+use core::sync::atomic::{AtomicBool, AtomicU8};
+use kernel::sync::Arc;
+
+/// One active thin device of a pool.
+pub struct Thin {
+    /// Its id in the pool's metadata.
+    pub id: ThinId,
+    /// The pool, kept alive while the thin or any of its bios is.
+    pub pool: Arc<Pool>,
+    /// Deferred bios go back to device-mapper for requeueing (a noflush
+    /// suspend is in progress, C `tc->requeue_mode`).
+    pub requeue: AtomicBool,
+}
+
+/// What the `thin` target keeps beside each bio (C `struct dm_thin_endio_hook`).
+#[derive(Default)]
+pub struct ThinBio {
+    /// Set while the bio waits for the worker (deferred or in a cell); the
+    /// worker takes it out before the bio is issued or completed.
+    pub thin: Option<Arc<Thin>>,
+    /// The in-flight epoch the bio is counted in (0: none); uncounted once,
+    /// at its first completion.
+    pub epoch: AtomicU8,
+    /// The bio overwrites a whole new block: its completion goes to the
+    /// worker, which maps the block and then completes the bio.
+    pub hook: AtomicBool,
+    /// With `hook`: the thin and virtual block of that new mapping.
+    pub hook_thin: ThinId,
+    /// With `hook`: the virtual block.
+    pub hook_block: u64,
+    /// With `hook`: whether the write succeeded.
+    pub ok: bool,
+}

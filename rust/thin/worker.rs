@@ -1,0 +1,477 @@
+//! The pool's worker (C `do_worker` and the `process_*` functions): the
+//! bios `map` could not remap at once, and the mappings they lead to.
+//!
+//! Each run, in order: mappings whose zeroing or copy finished (kcopyd),
+//! whole-block overwrites that completed, then the deferred bios (reads of
+//! unmapped blocks, provisioning, breaking sharing, discards, flushes), and
+//! last one commit for every flush or FUA bio that needs one (they share
+//! it), or the periodic commit the waker asked for.
+//!
+//! Everything here runs on the pool's ordered workqueue in a [`NoIo`]
+//! scope. The pool's state mutex is taken per metadata operation, so `map`
+//! (which only try-locks it) is held up as little as possible.
+
+use super::mapping::{Job, JobList};
+use super::pool::{errno, PoolCore, PoolMode};
+use super::thin::{Thin, ThinBio};
+use crate::dm::{Bio, BioList, BlkStatus, NoIo, Op, WorkerRef};
+use core::sync::atomic::Ordering;
+use kernel::alloc::KBox;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// The worker's own lists (only the worker touches them).
+#[derive(Default)]
+pub struct WorkState {
+    /// Mappings waiting for the bio that overwrites their whole block.
+    pending_overwrites: JobList,
+    /// Flush and FUA bios to issue (or, empty, to complete) after a commit.
+    flush_bios: BioList<ThinBio>,
+    /// Overwrites to complete after a commit (they were FUA).
+    flush_completions: BioList<ThinBio>,
+}
+
+/// The outcome of processing one deferred bio.
+enum Step {
+    Done,
+    /// Out of cells: the bio goes back and the run stops here.
+    Retry(Bio<ThinBio>),
+}
+
+impl PoolCore {
+    /// One run of the worker.
+    pub(crate) fn do_work(&self, w: &WorkerRef<'_, PoolCore>) {
+        let _noio = NoIo::enter();
+        let mut ws = self.work.lock();
+
+        loop {
+            // The guard must go before the job is finished (it sleeps).
+            let job = self.prepared.lock().pop();
+            let Some(job) = job else { break };
+            self.finish_job(&mut ws, job);
+        }
+
+        let mut done = self.overwrite_done.lock().take();
+        while let Some(bio) = done.pop() {
+            self.finish_overwrite(&mut ws, bio);
+        }
+
+        let mut bios = self.deferred.lock().take();
+        while let Some(bio) = bios.pop() {
+            if let Step::Retry(bio) = self.process_bio(&mut ws, bio) {
+                let mut d = self.deferred.lock();
+                let mut rest = d.take();
+                d.push(bio);
+                d.append(&mut bios);
+                d.append(&mut rest);
+                break;
+            }
+        }
+
+        self.process_commit(&mut ws);
+        let pending = !self.deferred.lock().is_empty();
+        if pending && self.prison_has_room() {
+            w.queue();
+        }
+    }
+
+    fn prison_has_room(&self) -> bool {
+        self.prison.lock().has_room()
+    }
+
+    fn bs(&self) -> u64 {
+        u64::from(self.block_size())
+    }
+
+    /// Counts the bio in the in-flight epoch and sends it down.
+    fn submit(&self, mut bio: Bio<ThinBio>) {
+        let e = self.io.enter();
+        bio.data_mut().epoch.store(e, Ordering::SeqCst);
+        bio.submit();
+    }
+
+    fn thin_changed(&self, thin: &Thin) -> bool {
+        self.lock()
+            .pmd
+            .thin_changed_this_transaction(thin.id)
+            .unwrap_or(true)
+    }
+
+    /// C `issue`: a flush or FUA bio after changes waits for the commit.
+    fn issue(&self, ws: &mut WorkState, thin: &Thin, bio: Bio<ThinBio>) {
+        if (bio.is_fua() || bio.is_preflush()) && self.thin_changed(thin) {
+            ws.flush_bios.push(bio);
+        } else {
+            self.submit(bio);
+        }
+    }
+
+    fn remap_and_issue(&self, ws: &mut WorkState, thin: &Thin, mut bio: Bio<ThinBio>, data_block: u64) {
+        let bs = self.bs();
+        let offset = bio.sector() % bs;
+        bio.remap_file(&self.data, data_block * bs + offset);
+        self.issue(ws, thin, bio);
+    }
+
+    /// Sends a bio back to the deferred list (after a cell it waited in).
+    fn redefer(&self, thin: &Arc<Thin>, mut bio: Bio<ThinBio>) {
+        bio.data_mut().thin = Some(thin.clone());
+        self.deferred.lock().push(bio);
+    }
+
+    /// Bios that waited in a released cell: reads and writes go to
+    /// `data_block` without a second lookup, the rest is processed again.
+    fn release_waiters(&self, ws: &mut WorkState, thin: &Arc<Thin>, mut list: BioList<ThinBio>, data_block: Option<u64>) {
+        while let Some(mut bio) = list.pop() {
+            bio.data_mut().thin = None;
+            let plain = matches!(bio.op(), Op::Read | Op::Write) && bio.size() > 0;
+            match data_block {
+                Some(b) if plain => self.remap_and_issue(ws, thin, bio, b),
+                _ => self.redefer(thin, bio),
+            }
+        }
+    }
+
+    fn error_waiters(&self, mut list: BioList<ThinBio>, status: BlkStatus) {
+        while let Some(mut bio) = list.pop() {
+            bio.data_mut().thin = None;
+            bio.endio(status);
+        }
+    }
+
+    /// C `process_bio` and friends, for one deferred bio.
+    fn process_bio(&self, ws: &mut WorkState, mut bio: Bio<ThinBio>) -> Step {
+        let Some(thin) = bio.data_mut().thin.take() else {
+            bio.endio(BlkStatus::IOERR);
+            return Step::Done;
+        };
+        if thin.requeue.load(Ordering::SeqCst) {
+            bio.endio(BlkStatus::DM_REQUEUE);
+            return Step::Done;
+        }
+        if self.lock().mode() == PoolMode::Fail {
+            bio.endio(BlkStatus::IOERR);
+            return Step::Done;
+        }
+        let op = bio.op();
+        if op == Op::Discard {
+            return self.process_discard(ws, &thin, bio);
+        }
+        if !matches!(op, Op::Read | Op::Write) {
+            bio.endio(BlkStatus::NOTSUPP);
+            return Step::Done;
+        }
+        if bio.size() == 0 {
+            // An empty flush: committed changes are flushed by the commit,
+            // otherwise the data device flushes.
+            if self.thin_changed(&thin) {
+                ws.flush_bios.push(bio);
+            } else {
+                bio.remap_file(&self.data, 0);
+                self.submit(bio);
+            }
+            return Step::Done;
+        }
+        let vblock = bio.sector() / self.bs();
+        {
+            let mut p = self.prison.lock();
+            if let Some(cell) = p.find(thin.id, vblock, vblock + 1) {
+                bio.data_mut().thin = Some(thin);
+                cell.waiters.push(bio);
+                return Step::Done;
+            }
+        }
+        let found = self.lock().pmd.find_block(thin.id, vblock, true);
+        match found {
+            Ok(Some(m)) if !(op == Op::Write && m.shared) => {
+                self.remap_and_issue(ws, &thin, bio, m.block);
+                Step::Done
+            }
+            Ok(Some(m)) => self.new_mapping(ws, thin, bio, vblock, Some(m.block)),
+            Ok(None) if op == Op::Read => {
+                bio.zero_fill();
+                bio.endio(BlkStatus::OK);
+                Step::Done
+            }
+            Ok(None) => self.new_mapping(ws, thin, bio, vblock, None),
+            Err(e) => {
+                pr_err!("{}: dm_thin_find_block() failed: error = {}\n", self.name(), errno(e).to_errno());
+                bio.endio(BlkStatus::IOERR);
+                Step::Done
+            }
+        }
+    }
+
+    /// C `provision_block` (`old` = None) and `break_sharing`: a new data
+    /// block for `vblock`, zeroed, copied from `old`, or wholly overwritten
+    /// by the bio.
+    fn new_mapping(
+        &self,
+        ws: &mut WorkState,
+        thin: Arc<Thin>,
+        mut bio: Bio<ThinBio>,
+        vblock: u64,
+        old: Option<u64>,
+    ) -> Step {
+        let Ok(slot) = KBox::<Job>::new_uninit(GFP_KERNEL) else {
+            bio.endio(BlkStatus::IOERR);
+            return Step::Done;
+        };
+        if !self.prison.lock().insert(thin.id, vblock, vblock + 1) {
+            bio.data_mut().thin = Some(thin);
+            return Step::Retry(bio);
+        }
+        let (alloc, zero) = {
+            let mut st = self.lock();
+            let zero = st.pf.zero_new_blocks;
+            (st.pmd.alloc_data_block(), zero)
+        };
+        let data_block = match alloc {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                // Out of data space (the modes issue queues instead).
+                let waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);
+                self.error_waiters(waiters, BlkStatus::NOSPC);
+                bio.endio(BlkStatus::NOSPC);
+                return Step::Done;
+            }
+            Err(e) => {
+                self.lock()
+                    .metadata_operation_failed(self.name(), "dm_pool_alloc_data_block", e);
+                let waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);
+                self.error_waiters(waiters, BlkStatus::IOERR);
+                bio.endio(BlkStatus::IOERR);
+                return Step::Done;
+            }
+        };
+        let bs = self.bs();
+        let overwrite = bio.op() == Op::Write && bio.sector() % bs == 0 && bio.sectors() == bs;
+        let cow = old.is_some();
+        if overwrite {
+            let job = KBox::write(slot, Job::new(thin.clone(), vblock, data_block, None, cow));
+            ws.pending_overwrites.push(job);
+            {
+                let mut d = bio.data_mut();
+                d.hook_thin = thin.id;
+                d.hook_block = vblock;
+                d.hook.store(true, Ordering::SeqCst);
+            }
+            bio.remap_file(&self.data, data_block * bs);
+            self.submit(bio);
+            return Step::Done;
+        }
+        let job = KBox::write(slot, Job::new(thin, vblock, data_block, Some(bio), cow));
+        match old {
+            None if !zero => self.finish_job(ws, job),
+            None => self.kcopyd.zero(&self.data, data_block * bs, bs, job),
+            Some(o) => self
+                .kcopyd
+                .copy(&self.data, o * bs, &self.data, data_block * bs, bs, job),
+        }
+        Step::Done
+    }
+
+    /// C `process_prepared_mapping`: insert the mapping, release the cell,
+    /// issue the bios.
+    fn finish_job(&self, ws: &mut WorkState, job: KBox<Job>) {
+        let Job {
+            thin,
+            vblock,
+            data_block,
+            holder,
+            cow,
+            ok,
+            ..
+        } = KBox::into_inner(job);
+        if ok && cow {
+            // Bios already in flight to the shared block complete first.
+            self.io.drain();
+        }
+        let r = if ok {
+            let mut st = self.lock();
+            match st.pmd.insert_block(thin.id, vblock, data_block) {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    st.metadata_operation_failed(self.name(), "dm_thin_insert_block", e);
+                    Err(())
+                }
+            }
+        } else {
+            pr_err!("{}: data block zeroing or copy failed\n", self.name());
+            let _ = self.lock().pmd.dec_data_range(data_block, data_block + 1);
+            Err(())
+        };
+        let waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);
+        match r {
+            Ok(()) => {
+                self.release_waiters(ws, &thin, waiters, Some(data_block));
+                if let Some(bio) = holder {
+                    self.remap_and_issue(ws, &thin, bio, data_block);
+                }
+            }
+            Err(()) => {
+                self.error_waiters(waiters, BlkStatus::IOERR);
+                if let Some(bio) = holder {
+                    bio.endio(BlkStatus::IOERR);
+                }
+            }
+        }
+    }
+
+    /// A whole-block overwrite completed: map the block, then complete it
+    /// (C `process_prepared_mapping` with `m->bio`, `complete_overwrite_bio`).
+    fn finish_overwrite(&self, ws: &mut WorkState, mut bio: Bio<ThinBio>) {
+        let (thin_id, vblock, ok) = {
+            let d = bio.data_mut();
+            (d.hook_thin, d.hook_block, d.ok)
+        };
+        let Some(mut job) = ws.pending_overwrites.take(thin_id, vblock) else {
+            bio.endio(BlkStatus::IOERR);
+            return;
+        };
+        job.ok = ok;
+        let thin = job.thin.clone();
+        self.finish_job(ws, job);
+        if !ok {
+            bio.endio(BlkStatus::IOERR);
+        } else if bio.is_fua() && self.thin_changed(&thin) {
+            ws.flush_completions.push(bio);
+        } else {
+            bio.endio(BlkStatus::OK);
+        }
+    }
+
+    /// C `process_discard_bio` and the passdown mappings: whole blocks in
+    /// the range are unmapped (range by range), and data blocks no longer
+    /// used by anything are discarded on the data device when passdown is
+    /// on. Partial blocks at the edges are dropped, as in C.
+    fn process_discard(&self, ws: &mut WorkState, thin: &Arc<Thin>, mut bio: Bio<ThinBio>) -> Step {
+        let bs = self.bs();
+        let begin = bio.sector().div_ceil(bs);
+        let end = (bio.sector() + bio.sectors()) / bs;
+        if begin >= end {
+            bio.endio(BlkStatus::OK);
+            return Step::Done;
+        }
+        {
+            let mut p = self.prison.lock();
+            if let Some(cell) = p.find(thin.id, begin, end) {
+                bio.data_mut().thin = Some(thin.clone());
+                cell.waiters.push(bio);
+                return Step::Done;
+            }
+            if !p.insert(thin.id, begin, end) {
+                drop(p);
+                bio.data_mut().thin = Some(thin.clone());
+                return Step::Retry(bio);
+            }
+        }
+        // Nothing may still be writing to blocks about to be unmapped.
+        self.io.drain();
+        let passdown = self.lock().pf.discard_passdown && self.data.discard_supported();
+        let mut status = BlkStatus::OK;
+        let mut cur = begin;
+        while cur < end {
+            let run = {
+                let mut st = self.lock();
+                let run = match st.pmd.find_mapped_range(thin.id, cur, end) {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        st.metadata_operation_failed(self.name(), "dm_thin_find_mapped_range", e);
+                        status = BlkStatus::IOERR;
+                        break;
+                    }
+                };
+                let pool_end = run.pool_begin + (run.thin_end - run.thin_begin);
+                let r = if passdown {
+                    st.pmd.inc_data_range(run.pool_begin, pool_end)
+                } else {
+                    Ok(())
+                }
+                .and_then(|()| st.pmd.remove_range(thin.id, run.thin_begin, run.thin_end).map(|_| ()));
+                if let Err(e) = r {
+                    st.metadata_operation_failed(self.name(), "dm_thin_remove_range", e);
+                    status = BlkStatus::IOERR;
+                    break;
+                }
+                run
+            };
+            if passdown {
+                let pool_end = run.pool_begin + (run.thin_end - run.thin_begin);
+                self.passdown(run.pool_begin, pool_end);
+                let r = self.lock().pmd.dec_data_range(run.pool_begin, pool_end);
+                if let Err(e) = r {
+                    self.lock()
+                        .metadata_operation_failed(self.name(), "dm_pool_dec_data_range", e);
+                    status = BlkStatus::IOERR;
+                    break;
+                }
+            }
+            cur = run.thin_end;
+        }
+        let waiters = self.prison.lock().release(thin.id, begin, end);
+        self.release_waiters(ws, thin, waiters, None);
+        bio.endio(status);
+        Step::Done
+    }
+
+    /// Discards the runs of `begin..end` that nothing else references
+    /// (a block still shared with a snapshot is never discarded).
+    fn passdown(&self, begin: u64, end: u64) {
+        let bs = self.bs();
+        let mut b = begin;
+        while b < end {
+            let shared = |b: u64| self.lock().pmd.block_is_shared(b).unwrap_or(true);
+            if shared(b) {
+                b += 1;
+                continue;
+            }
+            let start = b;
+            while b < end && !shared(b) {
+                b += 1;
+            }
+            if let Err(e) = self.data.discard(start * bs, (b - start) * bs) {
+                pr_warn!("{}: discard passdown failed: {}\n", self.name(), e.to_errno());
+            }
+        }
+    }
+
+    /// One commit for every flush and FUA bio that needs it (C
+    /// `process_deferred_bios`' tail), or the waker's periodic commit.
+    fn process_commit(&self, ws: &mut WorkState) {
+        let due = self.commit_due.swap(false, Ordering::SeqCst);
+        let flushes = !ws.flush_bios.is_empty() || !ws.flush_completions.is_empty();
+        if !flushes && !due {
+            return;
+        }
+        let r = {
+            let mut st = self.lock();
+            if !flushes && !st.pmd.changed_this_transaction() {
+                return;
+            }
+            if st.mode() >= PoolMode::OutOfMetadataSpace && !flushes {
+                return;
+            }
+            st.commit(self.name())
+        };
+        let mut completions = ws.flush_completions.take();
+        let mut bios = ws.flush_bios.take();
+        if r.is_err() {
+            self.error_waiters(completions, BlkStatus::IOERR);
+            self.error_waiters(bios, BlkStatus::IOERR);
+            return;
+        }
+        while let Some(bio) = completions.pop() {
+            bio.endio(BlkStatus::OK);
+        }
+        while let Some(bio) = bios.pop() {
+            // The commit flushed the data device: empty flushes are done.
+            if bio.size() == 0 {
+                bio.endio(BlkStatus::OK);
+            } else {
+                self.submit(bio);
+            }
+        }
+    }
+}
