@@ -105,3 +105,31 @@ check_metadata() { # check_metadata DEV: both thin_check versions must be clean
     /opt/tpt11/pdata_tools thin_check "$1" >/tmp/tc.out 2>&1 || { cat /tmp/tc.out; fail "thin_check 1.1 on $1"; }
 }
 maj_min() { set -- $(stat -L -c '%t %T' "$1"); printf '%d:%d' "0x$1" "0x$2"; }
+
+# pool_create_on TARGET NAME METADEV DATADEV [FEATURE...]: a pool of any target
+# on any pair of devices, 64 KiB blocks (for scenarios that run C and Rust side by side).
+pool_create_on() {
+    local target=$1 name=$2 meta=$3 data=$4; shift 4
+    local feat=""
+    [ $# -gt 0 ] && feat="$# $*"
+    must dmsetup create "$name" --table "0 $(sectors $data) $target $meta $data $BLOCK_SECTORS 0 $feat"
+}
+# pool_status_body NAME: the status line without the target name (field 3),
+# to compare a pool's status under thin-pool and rthin-pool.
+pool_status_body() { dmsetup status "$1" | awk '{$3 = ""; print}'; }
+# msg_fails ERRNO_TEXT POOL MESSAGE: the message fails and dmsetup reports the
+# errno's text (strerror, e.g. "Invalid argument").
+msg_fails() {
+    if dmsetup message "$2" 0 "$3" 2>/tmp/msg.err; then fail "message '$3' to $2 succeeded"; fi
+    grep -qF -- "$1" /tmp/msg.err || fail "message '$3': expected '$1', dmsetup said: $(cat /tmp/msg.err)"
+}
+# logged TEXT: the kernel log (since the last dmesg -c) has a line containing TEXT.
+logged() { dmesg | grep -qF -- "$1" || fail "no log line '$1' in: $(dmesg | tail -n 3)"; }
+# dump_devices [THIN_DUMP_ARGS...] DEV: "ID:MAPPED_BLOCKS ..." for every device
+# thin_dump lists, in its order.
+dump_devices() {
+    thin_dump "$@" > /tmp/dump.xml || fail "thin_dump $*"
+    sed -n 's/.*<device dev_id="\([0-9]*\)" mapped_blocks="\([0-9]*\)".*/\1:\2/p' /tmp/dump.xml | tr '\n' ' ' | sed 's/ $//'
+}
+# dump_attr ATTR: an attribute of the superblock element of the last dump_devices.
+dump_attr() { sed -n "s/.*<superblock .*[ ]$1=\"\([^\"]*\)\".*/\1/p" /tmp/dump.xml; }
