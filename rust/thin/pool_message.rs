@@ -36,8 +36,22 @@ fn dev_id(args: &Args<'_>, i: usize) -> Result<u64> {
     })
 }
 
+/// The errno, and the log line `dm-thin-metadata.c` writes for the
+/// refusals it explains.
 fn md(r: core::result::Result<(), MdError>) -> Result {
-    r.map_err(errno)
+    r.map_err(|e| {
+        match e {
+            MdError::TransactionIdMismatch => pr_err!("thin metadata: mismatched transaction id\n"),
+            MdError::MetadataSnapExists => pr_warn!(
+                "thin metadata: Pool metadata snapshot already exists: release this before taking another.\n"
+            ),
+            MdError::NoMetadataSnap => {
+                pr_warn!("thin metadata: No pool metadata snapshot found: nothing to release.\n")
+            }
+            _ => {}
+        }
+        errno(e)
+    })
 }
 
 /// C `pool_message`, on the locked pool state.

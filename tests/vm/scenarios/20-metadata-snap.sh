@@ -1,5 +1,5 @@
 # reserve_metadata_snap shows a held root; thin_dump -m reads it; release clears it.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 t1 8

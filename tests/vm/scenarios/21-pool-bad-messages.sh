@@ -1,7 +1,7 @@
 # Bad pool messages fail with C's errno and log line and change nothing; the
 # accepted spellings work; a read-only pool refuses messages. Pool only: no
 # thin is activated and no data is written (17-bad-messages does that part).
-APPLIES="c"
+APPLIES="c rust"
 EINVAL="Invalid argument"
 bad() { # bad ERRNO_TEXT LOG_TEXT MESSAGE
     dmesg -c >/dev/null

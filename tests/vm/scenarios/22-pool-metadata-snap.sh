@@ -3,7 +3,7 @@
 # a second reserve fails, thin_dump reads the snapshot (and not what changed
 # after it), the held root survives reactivation, release shows '-' again and
 # a second release fails.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     must dmsetup message pool 0 "create_thin 1"

@@ -4,7 +4,7 @@
 # C module opens it again with the data intact.
 # Runs under IMPL=rust with the C module loaded beside it (other target names).
 # APPLIES="" until rthin-pool opens pools (then "rust").
-APPLIES=""
+APPLIES="rust"
 C_POOL=thin-pool C_THIN=thin R_POOL=rthin-pool
 main() {
     must sh /tests/load.sh c

@@ -4,7 +4,7 @@
 # the result with the same status C shows.
 # Runs under IMPL=rust with the C module loaded beside it (other target names).
 # APPLIES="" until rthin-pool opens pools (then "rust").
-APPLIES=""
+APPLIES="rust"
 C_POOL=thin-pool C_THIN=thin R_POOL=rthin-pool
 main() {
     must sh /tests/load.sh c

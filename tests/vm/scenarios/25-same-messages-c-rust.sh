@@ -4,7 +4,7 @@
 # the target name), and in the end thin_dump prints the same metadata.
 # Runs under IMPL=rust with the C module loaded beside it (other target names).
 # APPLIES="" until rthin-pool opens pools (then "rust").
-APPLIES=""
+APPLIES="rust"
 C_POOL=thin-pool R_POOL=rthin-pool
 dump_snapshots() { # the metadata snapshots of both live pools read the same
     thin_dump -m $META > /tmp/c-snap.xml || fail "thin_dump -m of the C pool"

@@ -2,7 +2,7 @@
 # transaction id, devices and a held metadata snapshot stay, the new features
 # show in the table and status, messages work after the reload, read_only
 # taken on and off by reloads. Pool only, no thins.
-APPLIES="c"
+APPLIES="c rust"
 pool_line() { # pool_line [FEATURE...]
     local feat=""
     [ $# -gt 0 ] && feat="$# $*"

@@ -5,7 +5,7 @@
 # load hits both alike: "STATUSRATE <impl> <calls/s>", and "MSGCOST <impl>
 # <ms>" is a message's time minus a status call's, the message's own cost.
 # Only success is asserted.
-APPLIES="c"
+APPLIES="c rust"
 N=200
 now() { # now=centiseconds since boot, from /proc/uptime, without a fork
     read up _ < /proc/uptime
