@@ -32,6 +32,7 @@ const unsigned int DMRS_CONST_DM_STATUS_NOFLUSH_FLAG = 1 << 0;
 /* helpers.c */
 const char *dmrs_pool_target_name(void);
 const char *dmrs_thin_target_name(void);
+unsigned int dmrs_no_space_timeout(void);
 void dmrs_bio_set_dev(struct bio *bio, struct block_device *bdev);
 struct workqueue_struct *dmrs_alloc_ordered_workqueue(const char *name);
 unsigned int dmrs_major(dev_t dev);

@@ -31,6 +31,16 @@ static char thin_target[32] = "thin";
 module_param_string(thin_target, thin_target, sizeof(thin_target), 0444);
 MODULE_PARM_DESC(thin_target, "Target name of the thin target (default thin)");
 
+/* As C dm-thin's: seconds a full pool queues I/O before erroring it (0 = forever). */
+static unsigned int no_space_timeout_secs = 60;
+module_param_named(no_space_timeout, no_space_timeout_secs, uint, 0644);
+MODULE_PARM_DESC(no_space_timeout, "Out of data space queue IO timeout in seconds");
+
+unsigned int dmrs_no_space_timeout(void)
+{
+	return READ_ONCE(no_space_timeout_secs);
+}
+
 const char *dmrs_pool_target_name(void)
 {
 	return pool_target;

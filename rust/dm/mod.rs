@@ -29,7 +29,7 @@ pub use device::{DevT, DmDev, MdId, Mode};
 pub use kcopyd::{KcopydClient, KcopydDone};
 pub use limits::QueueLimits;
 pub use noio::NoIo;
-pub use params::{pool_target_name, thin_target_name};
+pub use params::{no_space_timeout_secs, pool_target_name, thin_target_name};
 pub use status::{StatusType, StatusWriter};
 pub use target::{
     CtrError, StatusFlags, TableEvent, Target, TargetCtx, TargetRef, TargetType,

@@ -15,3 +15,11 @@ pub fn thin_target_name() -> &'static CStr {
     // SAFETY: as for `pool_target_name`.
     unsafe { CStr::from_ptr(bindings::dmrs_thin_target_name().cast()) }
 }
+
+/// `no_space_timeout=` (seconds, default 60, writable at run time as in C):
+/// how long a pool out of data space queues bios before failing them;
+/// 0 queues forever.
+pub fn no_space_timeout_secs() -> u32 {
+    // SAFETY: reads an integer module parameter.
+    unsafe { bindings::dmrs_no_space_timeout() }
+}

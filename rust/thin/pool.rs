@@ -138,6 +138,8 @@ pub struct PoolState {
     bound: Option<(usize, TableEvent)>,
     /// Set once the pool is shut down: nothing may commit after that.
     closed: bool,
+    /// Waker periods spent out of data space (C's `no_space_timeout` work).
+    oods_ticks: u32,
 }
 
 /// The pool's immutable identity and its locked state.
@@ -156,6 +158,9 @@ pub struct PoolCore {
     /// Bios `map` deferred to the worker.
     #[pin]
     pub(crate) deferred: SpinLockIrq<BioList<ThinBio>>,
+    /// Bios that wait for the pool to get space (C `retry_on_resume_list`).
+    #[pin]
+    pub(crate) retry: SpinLockIrq<BioList<ThinBio>>,
     /// Whole-block overwrites that completed, for the worker to map.
     #[pin]
     pub(crate) overwrite_done: SpinLockIrq<BioList<ThinBio>>,
@@ -208,7 +213,7 @@ impl PoolState {
             PoolMode::Fail | PoolMode::OutOfMetadataSpace | PoolMode::ReadOnly => {
                 self.pmd.set_read_only()
             }
-            PoolMode::OutOfDataSpace => {}
+            PoolMode::OutOfDataSpace => self.oods_ticks = 0,
             PoolMode::Write => {
                 self.pf.error_if_no_space = requested_error_if_no_space;
                 self.pmd.set_read_write();
@@ -224,6 +229,34 @@ impl PoolState {
             };
             pr_info!("{}: switching pool to {}{} mode\n", name, new.desc(), extra);
         }
+    }
+
+    /// C `check_low_water_mark`: one table event when free data blocks
+    /// fall to the low water mark (re-armed on resume).
+    pub fn check_low_water_mark(&mut self, name: &str, free: u64) {
+        if free <= self.low_water_blocks && !self.low_water_triggered {
+            pr_warn!("{}: reached low water mark for data device: sending event.\n", name);
+            self.low_water_triggered = true;
+            self.notify();
+        }
+    }
+
+    /// C `do_no_space_timeout`, counted in waker periods: once out of data
+    /// space for `no_space_timeout` seconds, queued bios fail with ENOSPC.
+    /// Returns whether the queued bios must be failed now.
+    fn no_space_tick(&mut self, name: &str) -> bool {
+        if self.mode != PoolMode::OutOfDataSpace || self.pf.error_if_no_space {
+            return false;
+        }
+        self.oods_ticks = self.oods_ticks.saturating_add(1);
+        let limit = crate::dm::no_space_timeout_secs();
+        if limit == 0 || self.oods_ticks < limit {
+            return false;
+        }
+        self.pf.error_if_no_space = true;
+        self.notify();
+        pr_info!("{}: switching pool to out-of-data-space (error IO) mode\n", name);
+        true
     }
 
     fn requested_eins(&self) -> bool {
@@ -336,6 +369,17 @@ impl WorkHandler for PoolCore {
     /// The waker (C `do_waker`): asks for a commit of what changed, wakes
     /// the worker and re-arms itself.
     fn timer(&self, w: &WorkerRef<'_, Self>) {
+        let fail_queued = {
+            let _noio = NoIo::enter();
+            self.lock().no_space_tick(self.name())
+        };
+        if fail_queued {
+            let mut queued = self.retry.lock().take();
+            while let Some(mut bio) = queued.pop() {
+                bio.data_mut().thin = None;
+                bio.endio(crate::dm::BlkStatus::NOSPC);
+            }
+        }
         self.commit_due.store(true, Ordering::SeqCst);
         w.queue();
         w.queue_delayed_ms(COMMIT_PERIOD_MS);
@@ -371,6 +415,7 @@ impl Pool {
             low_water_triggered: false,
             bound: None,
             closed: false,
+            oods_ticks: 0,
         };
         let prison = Prison::new().map_err(|_| (c"Error creating pool's bio prison", ENOMEM))?;
         let kcopyd = KcopydClient::new().map_err(|e| (c"Error creating pool's kcopyd client", e))?;
@@ -386,6 +431,7 @@ impl Pool {
                 state <- new_mutex!(state),
                 deferred <- new_spinlock_irq!(BioList::new()),
                 overwrite_done <- new_spinlock_irq!(BioList::new()),
+                retry <- new_spinlock_irq!(BioList::new()),
                 prepared <- new_spinlock!(JobList::new()),
                 prison <- new_spinlock_irq!(prison),
                 work <- new_mutex!(WorkState::default()),
@@ -420,12 +466,23 @@ impl Pool {
         let _ = core.lock().commit(core.name());
     }
 
-    /// C `pool_resume` (the pool half): start the waker.
+    /// C `requeue_bios`: bios waiting for space go back to the worker.
+    pub fn requeue_retries(&self) {
+        let core = self.core();
+        let mut r = core.retry.lock().take();
+        if !r.is_empty() {
+            core.deferred.lock().append(&mut r);
+            self.wake();
+        }
+    }
+
+    /// C `pool_resume` (the pool half): requeue, start the waker.
     pub fn resume(&self) {
         {
             let mut st = self.core().lock();
             st.low_water_triggered = false;
         }
+        self.requeue_retries();
         self.set_suspended(false);
         self.worker.queue();
         self.worker.queue_delayed_ms(COMMIT_PERIOD_MS);
@@ -443,8 +500,12 @@ impl Pool {
     ) {
         let core = self.core();
         let mut st = core.lock();
+        // C keeps `adjusted_pf.mode` in step with the pool's mode, so a
+        // reload does not lift out-of-space modes by itself.
         let new_mode = if pf.read_only {
             PoolMode::ReadOnly
+        } else if matches!(st.mode, PoolMode::OutOfDataSpace | PoolMode::OutOfMetadataSpace) {
+            st.mode
         } else {
             PoolMode::Write
         };

@@ -69,6 +69,13 @@ impl PoolCore {
         }
 
         self.process_commit(&mut ws);
+        // Space came back (a commit freed blocks, or the pool grew).
+        if self.lock().mode() == PoolMode::Write {
+            let mut r = self.retry.lock().take();
+            if !r.is_empty() {
+                self.deferred.lock().append(&mut r);
+            }
+        }
         let pending = !self.deferred.lock().is_empty();
         if pending && self.prison_has_room() {
             w.queue();
@@ -149,12 +156,20 @@ impl PoolCore {
             bio.endio(BlkStatus::DM_REQUEUE);
             return Step::Done;
         }
-        if self.lock().mode() == PoolMode::Fail {
+        let mode = self.lock().mode();
+        if mode == PoolMode::Fail {
             bio.endio(BlkStatus::IOERR);
             return Step::Done;
         }
+        // Out of data space and read-only modes serve what needs no new
+        // block (C `process_bio_read_only`).
+        let writable = mode == PoolMode::Write;
         let op = bio.op();
         if op == Op::Discard {
+            if mode.is_read_only() {
+                bio.endio(BlkStatus::OK);
+                return Step::Done;
+            }
             return self.process_discard(ws, &thin, bio);
         }
         if !matches!(op, Op::Read | Op::Write) {
@@ -185,6 +200,10 @@ impl PoolCore {
         match found {
             Ok(Some(m)) if !(op == Op::Write && m.shared) => {
                 self.remap_and_issue(ws, &thin, bio, m.block);
+                Step::Done
+            }
+            Ok(Some(_)) | Ok(None) if !writable && op == Op::Write => {
+                self.handle_unserviceable(thin, bio);
                 Step::Done
             }
             Ok(Some(m)) => self.new_mapping(ws, thin, bio, vblock, Some(m.block)),
@@ -224,15 +243,18 @@ impl PoolCore {
         let (alloc, zero) = {
             let mut st = self.lock();
             let zero = st.pf.zero_new_blocks;
-            (st.pmd.alloc_data_block(), zero)
+            (self.alloc_data_block(&mut st), zero)
         };
         let data_block = match alloc {
             Ok(Some(b)) => b,
             Ok(None) => {
-                // Out of data space (the modes issue queues instead).
-                let waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);
-                self.error_waiters(waiters, BlkStatus::NOSPC);
-                bio.endio(BlkStatus::NOSPC);
+                // Out of data space: queue or fail (C `retry_bios_on_resume`).
+                let mut waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);
+                while let Some(mut w) = waiters.pop() {
+                    w.data_mut().thin = None;
+                    self.handle_unserviceable(thin.clone(), w);
+                }
+                self.handle_unserviceable(thin, bio);
                 return Step::Done;
             }
             Err(e) => {
@@ -269,6 +291,62 @@ impl PoolCore {
                 .copy(&self.data, o * bs, &self.data, data_block * bs, bs, job),
         }
         Step::Done
+    }
+
+    /// C `alloc_data_block`: `None` when the pool is out of data space (it
+    /// is then in that mode).
+    fn alloc_data_block(
+        &self,
+        st: &mut super::pool::PoolState,
+    ) -> core::result::Result<Option<u64>, super::metadata::Error> {
+        let name = self.name();
+        let mut free = st.pmd.free_data_blocks()?;
+        st.check_low_water_mark(name, free);
+        if free == 0 {
+            // A commit may free blocks released in this transaction.
+            if st.commit(name).is_err() {
+                return Ok(None);
+            }
+            free = st.pmd.free_data_blocks()?;
+            if free == 0 {
+                let eins = st.pf.error_if_no_space;
+                st.set_mode(name, eins, PoolMode::OutOfDataSpace);
+                return Ok(None);
+            }
+        }
+        match st.pmd.alloc_data_block()? {
+            Some(b) => Ok(Some(b)),
+            None => {
+                let eins = st.pf.error_if_no_space;
+                st.set_mode(name, eins, PoolMode::OutOfDataSpace);
+                Ok(None)
+            }
+        }
+    }
+
+    /// C `handle_unserviceable_bio`: fail it, or keep it until the pool
+    /// has space again (`queue_if_no_space`).
+    fn handle_unserviceable(&self, thin: Arc<Thin>, mut bio: Bio<ThinBio>) {
+        let (mode, eins) = {
+            let st = self.lock();
+            (st.mode(), st.pf.error_if_no_space)
+        };
+        let status = match mode {
+            PoolMode::Write => {
+                pr_err!("bio unserviceable, yet pool is in PM_WRITE mode\n");
+                Some(BlkStatus::IOERR)
+            }
+            PoolMode::OutOfDataSpace if !eins => None,
+            PoolMode::OutOfDataSpace => Some(BlkStatus::NOSPC),
+            _ => Some(BlkStatus::IOERR),
+        };
+        match status {
+            Some(s) => bio.endio(s),
+            None => {
+                bio.data_mut().thin = Some(thin);
+                self.retry.lock().push(bio);
+            }
+        }
     }
 
     /// C `process_prepared_mapping`: insert the mapping, release the cell,

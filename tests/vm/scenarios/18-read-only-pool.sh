@@ -1,5 +1,5 @@
 # A read_only pool serves reads of mapped blocks and refuses provisioning and messages.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     pool_create pool
     thin_create pool 1 t1 8

@@ -1,5 +1,5 @@
 # error_if_no_space: writes past the data device's capacity fail instead of queueing.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     must dmsetup create small --table "0 2048 linear $DATA 0"      # 1 MiB = 16 blocks
     DATA=/dev/mapper/small
