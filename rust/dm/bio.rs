@@ -378,6 +378,19 @@ impl<P> Bio<P> {
         unsafe { set_dev(self.raw, dev.bdev(), sector) };
     }
 
+    /// Shortens the bio to its first `sectors` sectors (after zero-filling
+    /// it: the rest reads as zeroes, C `thin`'s origin-end handling).
+    pub fn truncate_sectors(&mut self, sectors: u64) {
+        let bytes = sectors.saturating_mul(512);
+        // SAFETY: the bio is ours; shrinking the iterator only drops its tail.
+        unsafe {
+            let it = &mut (*self.raw.as_ptr()).bi_iter;
+            if bytes < u64::from(it.bi_size) {
+                it.bi_size = bytes as u32;
+            }
+        }
+    }
+
     /// Fills the bio's pages with zeroes (a read of unprovisioned space).
     pub fn zero_fill(&mut self) {
         // SAFETY: the bio is ours; zero_fill_bio writes only its pages.

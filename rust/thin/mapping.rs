@@ -23,6 +23,9 @@ pub struct Job {
     pub cow: bool,
     /// Whether the zeroing or copy succeeded.
     pub ok: bool,
+    /// After a partial copy from an external origin: the sectors of the
+    /// block from here on still need zeroing.
+    pub zero_from: Option<u64>,
     next: Option<KBox<Job>>,
 }
 
@@ -36,6 +39,7 @@ impl Job {
             holder,
             cow,
             ok: true,
+            zero_from: None,
             next: None,
         }
     }

@@ -3,7 +3,8 @@
 
 use super::metadata::ThinId;
 use super::pool::Pool;
-use core::sync::atomic::{AtomicBool, AtomicU8};
+use crate::dm::BdevFile;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use kernel::sync::Arc;
 
 /// One active thin device of a pool.
@@ -15,6 +16,12 @@ pub struct Thin {
     /// Deferred bios go back to device-mapper for requeueing (a noflush
     /// suspend is in progress, C `tc->requeue_mode`).
     pub requeue: AtomicBool,
+    /// The external origin (read-only), opened by the thin itself so the
+    /// worker and kcopyd can read it: unmapped blocks read from it and are
+    /// copied from it on first write.
+    pub origin: Option<BdevFile>,
+    /// The origin's size in sectors, read on resume (C `tc->origin_size`).
+    pub origin_size: AtomicU64,
 }
 
 /// What the `thin` target keeps beside each bio (C `struct dm_thin_endio_hook`).

@@ -7,11 +7,11 @@ use super::pool::{errno, PoolMode, SharedPools};
 use super::table_line::{self, msg};
 use super::thin::{Thin, ThinBio};
 use crate::dm::{
-    Args, BlkStatus, CtrError, DmDev, EndIoBio, Ended, MapBio, Mapped, Mode, NoIo, Op,
+    Args, BdevFile, BlkStatus, CtrError, DmDev, EndIoBio, Ended, MapBio, Mapped, Mode, NoIo, Op,
     QueueLimits, StatusFlags, StatusType, StatusWriter, Target, TargetCtx, TargetRef,
 };
 use core::fmt::Write;
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -23,6 +23,7 @@ pub struct ThinTarget {
     thin: Arc<Thin>,
     pools: SharedPools,
     pool_dev: DmDev,
+    origin_dev: Option<DmDev>,
     dev_id: ThinId,
 }
 
@@ -59,19 +60,25 @@ impl Target for ThinTarget {
         let pool_path = args
             .get_cstr(0)
             .ok_or(CtrError::inval(msg::INVALID_ARGUMENT_COUNT))?;
-        if let Some(origin) = args.get_cstr(2) {
-            if origin == pool_path {
+        let origin_dev = match args.get_cstr(2) {
+            Some(origin) if origin == pool_path => {
                 return Err(CtrError::inval(msg::ORIGIN_SAME));
             }
-            ctx.get_device(origin, Mode::READ).map_err(|err| CtrError {
+            Some(origin) => Some(ctx.get_device(origin, Mode::READ).map_err(|err| CtrError {
                 msg: msg::ORIGIN_DEV,
                 err,
-            })?;
-            return Err(CtrError {
-                msg: c"External origin devices are not supported yet",
-                err: EOPNOTSUPP,
-            });
-        }
+            })?),
+            None => None,
+        };
+        // The worker and kcopyd read the origin through the thin's own open.
+        let origin = match &origin_dev {
+            Some(d) => Some(BdevFile::open(d.dev_t(), false).map_err(|err| CtrError {
+                msg: msg::ORIGIN_DEV,
+                err,
+            })?),
+            None => None,
+        };
+        let origin_size = origin.as_ref().map_or(0, |o| o.nr_sectors());
         let mode = ctx.table_mode();
         let pool_dev = ctx.get_device(pool_path, mode).map_err(|err| CtrError {
             msg: msg::POOL_DEV,
@@ -128,6 +135,8 @@ impl Target for ThinTarget {
                 id: dev_id,
                 pool: pool.clone(),
                 requeue: core::sync::atomic::AtomicBool::new(false),
+                origin,
+                origin_size: AtomicU64::new(origin_size),
             },
             GFP_KERNEL,
         ) {
@@ -154,6 +163,7 @@ impl Target for ThinTarget {
             thin,
             pools: pools.clone(),
             pool_dev,
+            origin_dev,
             dev_id,
         })
     }
@@ -280,6 +290,9 @@ impl Target for ThinTarget {
                     return;
                 }
                 let _ = write!(out, "{} {}", self.pool_dev.dev_t(), self.dev_id);
+                if let Some(o) = &self.origin_dev {
+                    let _ = write!(out, " {}", o.dev_t());
+                }
             }
             StatusType::Ima => {}
         }
@@ -293,6 +306,14 @@ impl Target for ThinTarget {
             self.thin.pool.wake();
             self.thin.pool.flush_worker();
         }
+    }
+
+    /// C `thin_preresume`: the origin may have grown.
+    fn preresume(&self, _ti: &TargetRef<'_>) -> Result {
+        if let Some(o) = &self.thin.origin {
+            self.thin.origin_size.store(o.nr_sectors(), Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     /// C `thin_postsuspend` (`do_noflush_stop`).

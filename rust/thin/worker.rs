@@ -208,8 +208,7 @@ impl PoolCore {
             }
             Ok(Some(m)) => self.new_mapping(ws, thin, bio, vblock, Some(m.block)),
             Ok(None) if op == Op::Read => {
-                bio.zero_fill();
-                bio.endio(BlkStatus::OK);
+                self.read_unmapped(&thin, bio);
                 Step::Done
             }
             Ok(None) => self.new_mapping(ws, thin, bio, vblock, None),
@@ -282,8 +281,23 @@ impl PoolCore {
             self.submit(bio);
             return Step::Done;
         }
-        let job = KBox::write(slot, Job::new(thin, vblock, data_block, Some(bio), cow));
+        let origin_size = thin.origin_size.load(Ordering::SeqCst);
+        let from_origin = old.is_none() && thin.origin.is_some() && vblock * bs < origin_size;
+        let mut job = KBox::write(slot, Job::new(thin, vblock, data_block, Some(bio), cow));
         match old {
+            // C `schedule_external_copy`: the block's part inside the origin
+            // is copied, the rest zeroed after.
+            None if from_origin => {
+                let len = (origin_size - vblock * bs).min(bs);
+                if len < bs {
+                    job.zero_from = Some(len);
+                }
+                let t = job.thin.clone();
+                if let Some(origin) = &t.origin {
+                    self.kcopyd
+                        .copy(origin, vblock * bs, &self.data, data_block * bs, len, job);
+                }
+            }
             None if !zero => self.finish_job(ws, job),
             None => self.kcopyd.zero(&self.data, data_block * bs, bs, job),
             Some(o) => self
@@ -291,6 +305,27 @@ impl PoolCore {
                 .copy(&self.data, o * bs, &self.data, data_block * bs, bs, job),
         }
         Step::Done
+    }
+
+    /// A read of an unmapped block: from the external origin where it has
+    /// data, zeroes beyond its end (C `process_bio`, `-ENODATA`).
+    fn read_unmapped(&self, thin: &Thin, mut bio: Bio<ThinBio>) {
+        let origin_size = thin.origin_size.load(Ordering::SeqCst);
+        match &thin.origin {
+            Some(origin) if bio.sector() < origin_size => {
+                if bio.sector() + bio.sectors() > origin_size {
+                    bio.zero_fill();
+                    bio.truncate_sectors(origin_size - bio.sector());
+                }
+                let s = bio.sector();
+                bio.remap_file(origin, s);
+                self.submit(bio);
+            }
+            _ => {
+                bio.zero_fill();
+                bio.endio(BlkStatus::OK);
+            }
+        }
     }
 
     /// C `alloc_data_block`: `None` when the pool is out of data space (it
@@ -351,7 +386,13 @@ impl PoolCore {
 
     /// C `process_prepared_mapping`: insert the mapping, release the cell,
     /// issue the bios.
-    fn finish_job(&self, ws: &mut WorkState, job: KBox<Job>) {
+    fn finish_job(&self, ws: &mut WorkState, mut job: KBox<Job>) {
+        if let (true, Some(from)) = (job.ok, job.zero_from.take()) {
+            let bs = self.bs();
+            let start = job.data_block * bs + from;
+            self.kcopyd.zero(&self.data, start, bs - from, job);
+            return;
+        }
         let Job {
             thin,
             vblock,
