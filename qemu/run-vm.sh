@@ -14,7 +14,7 @@ log="$out/vm-$mode.log"
 img="$out/vm-$mode.initrd.gz"
 disks="$out/disks-$mode"
 case "$mode" in
-    test) limit=${VM_TIMEOUT:-2400} ;;
+    test) limit=${VM_TIMEOUT:-4500} ;;   # both modules, every scenario, under TCG + KASAN
     bench) limit=${VM_TIMEOUT:-1800} ;;
     demo) limit=${VM_TIMEOUT:-900} ;;
     *) limit=0 ;;

@@ -303,6 +303,9 @@ impl Target for ThinTarget {
     fn presuspend(&self, ti: &TargetRef<'_>) {
         if ti.noflush_suspending() {
             self.thin.requeue.store(true, Ordering::SeqCst);
+            // Bios waiting for space go through the worker too, which
+            // hands this thin's back to device-mapper (C `requeue_io`).
+            self.thin.pool.requeue_retries();
             self.thin.pool.wake();
             self.thin.pool.flush_worker();
         }
