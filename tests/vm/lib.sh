@@ -133,3 +133,31 @@ dump_devices() {
 }
 # dump_attr ATTR: an attribute of the superblock element of the last dump_devices.
 dump_attr() { sed -n "s/.*<superblock .*[ ]$1=\"\([^\"]*\)\".*/\1/p" /tmp/dump.xml; }
+
+# Power cut: a device NAME that is dm-linear over DEV and whose table can be
+# swapped to dm-flakey drop_writes, after which every write and flush sent to
+# it is acknowledged and thrown away, as after the power went off.
+load_flakey() { grep -q '^dm_flakey ' /proc/modules || must insmod /modules/dm-flakey.ko; }
+crashable_create() { # crashable_create NAME DEV
+    load_flakey
+    must dmsetup create "$1" --table "0 $(sectors $2) linear $2 0"
+}
+crash_writes() { # crash_writes NAME DEV: from now on writes to NAME are lost
+    must dmsetup load "$1" --table "0 $(sectors $2) flakey $2 0 0 3600 1 drop_writes"
+    must dmsetup suspend "$1"
+    must dmsetup resume "$1"
+    dmsetup table "$1" | grep -q 'flakey.*drop_writes' || fail "$1 not switched to drop_writes"
+}
+crash_restore() { # crash_restore NAME DEV: a plain linear again ("power back")
+    must dmsetup load "$1" --table "0 $(sectors $2) linear $2 0"
+    must dmsetup suspend "$1"
+    must dmsetup resume "$1"
+}
+# A directory's files and their sha256, and the check of such a manifest.
+manifest() { (cd "$1" && find . -type f | sort | xargs sha256sum); }
+check_manifest() { # check_manifest DIR FILE WHAT
+    (cd "$1" && sha256sum -c "$2" >/tmp/cm.out 2>&1) || { grep -v ': OK$' /tmp/cm.out | head; fail "$3: files differ"; }
+    assert_eq "$(cd "$1" && find . -type f | wc -l)" "$(wc -l < "$2")" "$3: number of files"
+}
+# dev_sum DEV: sha256 of a whole device, read with O_DIRECT.
+dev_sum() { dd if="$1" bs=65536 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1; }
