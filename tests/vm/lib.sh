@@ -161,3 +161,49 @@ check_manifest() { # check_manifest DIR FILE WHAT
 }
 # dev_sum DEV: sha256 of a whole device, read with O_DIRECT.
 dev_sum() { dd if="$1" bs=65536 iflag=direct 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# ---- Helpers for the pool-mode scenarios (41 and up) ----
+# nst_param: the no_space_timeout module parameter of the module under test.
+nst_param() {
+    case "${IMPL:-c}" in
+        rust) echo /sys/module/dm_thin_rs/parameters/no_space_timeout ;;
+        *) echo /sys/module/dm_thin_pool/parameters/no_space_timeout ;;
+    esac
+}
+# event_nr DEV: the device's event counter ("Event number" of dmsetup info).
+event_nr() { dmsetup info "$1" | sed -n 's/^Event number: *//p'; }
+# pool_mode POOL: status field 8 (rw, out_of_data_space, ro), or Fail.
+pool_mode() {
+    set -- $(dmsetup status "$1")
+    if [ "$4" = Fail ]; then echo Fail; else echo "$8"; fi
+}
+pool_mode_is() { [ "$(pool_mode "$1")" = "$2" ]; }
+# wait_for SECONDS CMD...: poll CMD every 0.2 s until it succeeds; 1 on timeout.
+wait_for() {
+    local n=$(($1 * 5)); shift
+    until "$@"; do
+        n=$((n - 1)); [ $n -gt 0 ] || return 1
+        sleep 0.2
+    done
+}
+# uptime_cs: the time since boot in hundredths of a second.
+uptime_cs() { awk '{printf "%d\n", $1 * 100}' /proc/uptime; }
+# relinear NAME SECTORS DEV: reload linear device NAME with a new length.
+relinear() {
+    must dmsetup load "$1" --table "0 $2 linear $3 0"
+    must dmsetup suspend "$1"
+    must dmsetup resume "$1"
+}
+# pool_line META DATA LWM [FEATURE...]: a pool table line over the whole DATA.
+pool_line_on() {
+    local meta=$1 data=$2 lwm=$3; shift 3
+    local feat=""
+    [ $# -gt 0 ] && feat="$# $*"
+    echo "0 $(sectors $data) $POOL_TARGET $meta $data $BLOCK_SECTORS $lwm $feat"
+}
+# pool_reload POOL META DATA LWM [FEATURE...]: load, suspend, resume the pool.
+pool_reload() {
+    local pool=$1; shift
+    must dmsetup load "$pool" --table "$(pool_line_on "$@")"
+    must dmsetup suspend "$pool"
+    must dmsetup resume "$pool"
+}
