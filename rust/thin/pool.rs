@@ -271,7 +271,9 @@ impl PoolState {
             pr_err!("{}: failed to abort metadata transaction\n", name);
             self.set_mode(name, eins, PoolMode::Fail);
         }
-        if self.pmd.set_needs_check().is_err() {
+        // As in C, the flag counts once it is set in core: if writing the
+        // superblock fails now, it is written again when the pool closes.
+        if self.pmd.set_needs_check().is_err() && !self.pmd.needs_check() {
             pr_err!("{}: failed to set 'needs_check' flag in metadata\n", name);
             self.set_mode(name, eins, PoolMode::Fail);
         }
@@ -550,6 +552,10 @@ impl Pool {
             if let Err(e) = st.pmd.close() {
                 pr_warn!("{}: dm_pool_metadata_close() failed: {}\n", core.name(), errno(e).to_errno());
             }
+        } else if !st.closed && st.pmd.needs_check() {
+            // C writes the dirty superblock when its block manager goes:
+            // a needs_check flag that could not be written yet gets there.
+            let _ = st.pmd.set_needs_check();
         }
         st.closed = true;
         st.bound = None;

@@ -8,7 +8,7 @@
 # - all I/O refused (dm-error): the abort itself fails, the pool goes to
 #   Fail: every bio fails, messages and table loads are refused; reactivated
 #   over the working device it is rw with the last committed data.
-APPLIES="c"
+APPLIES="c rust"
 setup() { # setup: meta linear over the raw device, pool, t1 with blocks 0-15 written
     wipe_meta $rawm
     must dmsetup create meta --table "0 $(sectors $rawm) linear $rawm 0"
