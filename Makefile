@@ -13,13 +13,27 @@ else
 kdir = $$(cat $(KDIR_FILE))
 endif
 
-.PHONY: all module setup host-test vm-test test demo bench vm clean
+# `make bench` runs on its own kernel (no KASAN/lockdep, -O2), built on first
+# use and cached like the test kernel, with the module built for it apart
+# (build/bench-mod). KDIR= runs it on that tree instead.
+BENCH_KDIR_FILE := build/kdir-bench
+ifdef KDIR
+bench_kdir = $(KDIR)
+else
+bench_kdir = $$(cat $(BENCH_KDIR_FILE))
+endif
+
+.PHONY: all module setup bench-setup bench-module host-test vm-test test demo bench vm clean
 
 all: module
 
 setup:
 	@mkdir -p build
 	@bash scripts/setup.sh > $(KDIR_FILE).tmp && mv $(KDIR_FILE).tmp $(KDIR_FILE)
+
+bench-setup:
+	@mkdir -p build
+	@bash scripts/setup.sh bench > $(BENCH_KDIR_FILE).tmp && mv $(BENCH_KDIR_FILE).tmp $(BENCH_KDIR_FILE)
 
 module: $(if $(KDIR),,setup)
 	$(MAKE) -C $(kdir) M=$(TOP) LLVM=$(LLVM) modules
@@ -36,8 +50,12 @@ test: module
 demo: module
 	bash qemu/run-vm.sh demo "$(kdir)"
 
-bench: module
-	bash qemu/run-vm.sh bench "$(kdir)"
+bench-module: $(if $(KDIR),,bench-setup)
+	bash scripts/bench-module.sh "$(bench_kdir)" build/bench-mod
+
+# BENCH_ARGS="BENCH_RUNTIME=10 BENCH_ROUNDS=2 BENCH_WORKLOADS=randread4k"
+bench: bench-module
+	DMRS_KO=$(TOP)/build/bench-mod/dm_thin_rs.ko bash qemu/run-vm.sh bench "$(bench_kdir)" $(BENCH_ARGS)
 
 vm: module
 	bash qemu/run-vm.sh shell "$(kdir)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the guest initramfs: busybox-static, the userspace tools the suite
-# uses (with the libraries ldd lists), the C dm-thin modules of the test
-# kernel, dm_thin_rs.ko, and tests/vm.  Usage: build-initramfs.sh KDIR OUT MODE [ARGS...]
+# uses (with the libraries ldd lists), the C dm-thin modules of the kernel
+# KDIR (test or bench), dm_thin_rs.ko, and tests/vm.  Usage: build-initramfs.sh KDIR OUT MODE [ARGS...]
 set -euo pipefail
 kdir=$1 out=$2 mode=$3; shift 3
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +40,8 @@ tpt11="$CACHE/tools/tpt-1.1.0/usr/sbin/pdata_tools"
 # It dispatches on its own name, so it keeps it, in a directory of its own.
 [ -x "$tpt11" ] || { echo "missing $tpt11: run make setup" >&2; exit 1; }
 copy_with_libs "$tpt11" /opt/tpt11/pdata_tools
+# perf for `make bench BENCH_ARGS=BENCH_PROFILE=...` (when the host has it).
+if [ "$mode" = bench ] && [ -x /usr/bin/perf ]; then copy_with_libs /usr/bin/perf /usr/bin/perf; fi
 cp /etc/mke2fs.conf "$stage/etc/" 2>/dev/null || true
 echo "root:x:0:0:root:/:/bin/sh" > "$stage/etc/passwd"
 
@@ -51,8 +53,10 @@ for m in drivers/md/dm-bufio.ko drivers/md/dm-bio-prison.ko \
     [ -f "$kdir/$m" ] || { echo "missing module $kdir/$m" >&2; exit 1; }
     cp "$kdir/$m" "$stage/modules/"
 done
-[ -f "$top/dm_thin_rs.ko" ] || { echo "missing dm_thin_rs.ko: run make" >&2; exit 1; }
-cp "$top/dm_thin_rs.ko" "$stage/modules/"
+# DMRS_KO: the module built for another kernel (make bench: build/bench-mod).
+ko=${DMRS_KO:-$top/dm_thin_rs.ko}
+[ -f "$ko" ] || { echo "missing $ko: run make" >&2; exit 1; }
+cp "$ko" "$stage/modules/dm_thin_rs.ko"
 
 cp -r "$top/tests/vm" "$stage/tests"
 printf '%s\n' "$mode" > "$stage/etc/vm-mode"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Boots the test kernel once under QEMU and runs one mode inside:
+# Boots the kernel of KDIR once under QEMU and runs one mode inside (bench:
+# the bench kernel, see `make bench`; the others: the test kernel):
 #   run-vm.sh test KDIR [IMPL:SCENARIO ...]   the acceptance suite (tests/vm)
 #   run-vm.sh demo KDIR                       the used-by flow
-#   run-vm.sh bench KDIR                      fio against dm-linear, C and Rust
+#   run-vm.sh bench KDIR [BENCH_X=Y ...]      fio against dm-linear, C and Rust
 #   run-vm.sh shell KDIR                      an interactive shell
 # The whole console goes to build/vm-<mode>.log. Any oops, BUG, WARNING,
 # KASAN or lockdep report, or a guest that does not finish, fails the run.

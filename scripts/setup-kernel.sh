@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# Downloads the pinned linux-source-7.3 and builds the test kernel from
-# tinyconfig plus qemu/kernel.config. Prints the kernel tree's path on stdout.
-# Cached under $CACHE/kernel/<version>-<config hash>; a finished build is reused.
+# Downloads the pinned linux-source-7.3 and builds a kernel from it:
+#   setup-kernel.sh [test]  tinyconfig + qemu/kernel.config (KASAN, lockdep, ...)
+#   setup-kernel.sh bench   the same + qemu/kernel-bench.config (no debugging, -O2)
+# Prints the kernel tree's path on stdout. Cached under $CACHE/kernel/<key>
+# (test) or $CACHE/kernel-bench/<key> (bench), key = <version>-<config hash>;
+# a finished build is reused, and each flavour replaces only its own old builds.
 set -euo pipefail
 . "$(dirname "$0")/common.sh"
 export PATH=$HOME/.cargo/bin:$PATH
 
-frag="$TOP/qemu/kernel.config"
+flavour=${1:-test}
+case "$flavour" in
+    test) frags=("$TOP/qemu/kernel.config"); kcache="$CACHE/kernel" ;;
+    bench) frags=("$TOP/qemu/kernel.config" "$TOP/qemu/kernel-bench.config"); kcache="$CACHE/kernel-bench" ;;
+    *) die "unknown kernel flavour '$flavour' (test or bench)" ;;
+esac
 mkdir -p "$CACHE/downloads"
 
 deb=$(ls "$CACHE"/downloads/linux-source-${KSERIES}_*.deb 2>/dev/null | head -n1 || true)
@@ -22,42 +30,48 @@ fi
 ver=$(basename "$deb" | sed -E 's/^linux-source-[0-9.]+_([^_]+)_.*/\1/')
 # Bump RECIPE when the way the kernel is built changes (not for edits that don't).
 RECIPE=1
-key="$ver-$( (cat "$frag"; echo "recipe $RECIPE") | sha1sum | cut -c1-10)"
-kdir="$CACHE/kernel/$key/linux"
-if [ -f "$CACHE/kernel/$key/built" ]; then
+key="$ver-$( (cat "${frags[@]}"; echo "recipe $RECIPE") | sha1sum | cut -c1-10)"
+kdir="$kcache/$key/linux"
+if [ -f "$kcache/$key/built" ]; then
     echo "$kdir"
     exit 0
 fi
 
 # A new version or config replaces older builds (each is several GiB).
-rm -rf "$CACHE/kernel"
-mkdir -p "$CACHE/kernel/$key/x"
+rm -rf "$kcache"
+mkdir -p "$kcache/$key/x"
 log "extracting $(basename "$deb")"
-dpkg-deb -x "$deb" "$CACHE/kernel/$key/x" || die "dpkg-deb failed"
-tarball=$(ls "$CACHE/kernel/$key"/x/usr/src/linux-source-*.tar.* | head -n1)
+dpkg-deb -x "$deb" "$kcache/$key/x" || die "dpkg-deb failed"
+tarball=$(ls "$kcache/$key"/x/usr/src/linux-source-*.tar.* | head -n1)
 mkdir -p "$kdir"
 tar -xf "$tarball" -C "$kdir" --strip-components=1 || die "could not unpack $tarball"
-rm -rf "$CACHE/kernel/$key/x"
+rm -rf "$kcache/$key/x"
 
 mk() { make -C "$kdir" LLVM=$LLVM_SUFFIX "$@"; }
-log "configuring: tinyconfig + $(basename "$frag")"
+log "configuring ($flavour kernel): tinyconfig + $(for f in "${frags[@]}"; do basename "$f"; done | paste -sd+)"
 mk tinyconfig >/dev/null
-"$kdir/scripts/kconfig/merge_config.sh" -m -O "$kdir" "$kdir/.config" "$frag" >/dev/null
+"$kdir/scripts/kconfig/merge_config.sh" -m -O "$kdir" "$kdir/.config" "${frags[@]}" >/dev/null
 mk olddefconfig >/dev/null
 mk rustavailable >&2 || die "Rust is not available for the kernel build (see above)"
-# Every option the fragment asks for must have survived olddefconfig.
+# Every option the fragments ask for (the last fragment to name it wins) must
+# have survived olddefconfig: set ones as asked, "is not set" ones unset.
 missing=""
-while read -r line; do
-    case "$line" in CONFIG_*=*) grep -qx "$line" "$kdir/.config" || missing="$missing $line";; esac
-done < "$frag"
+while read -r opt want; do
+    if [ "$want" = n ]; then
+        if grep -q "^$opt=" "$kdir/.config"; then missing="$missing $opt=n"; fi
+    else
+        grep -qx "$opt=$want" "$kdir/.config" || missing="$missing $opt=$want"
+    fi
+done < <(cat "${frags[@]}" | sed -nE 's/^(CONFIG_[A-Za-z0-9_]+)=(.*)/\1 \2/p; s/^# (CONFIG_[A-Za-z0-9_]+) is not set/\1 n/p' \
+         | awk '{ v[$1] = $2; if (!($1 in o)) { o[$1] = n++; k[n - 1] = $1 } } END { for (i = 0; i < n; i++) print k[i], v[k[i]] }')
 [ -z "$missing" ] || die "kernel config lost:$missing"
 
-log "building bzImage and modules (about 5-10 minutes on 2 cores)"
+log "building the $flavour kernel: bzImage and modules (about 5-10 minutes on 2 cores)"
 start=$(date +%s)
-( mk -j"$(nproc)" bzImage modules 2>&1 | tee "$CACHE/kernel/$key/build.log" \
+( mk -j"$(nproc)" bzImage modules 2>&1 | tee "$kcache/$key/build.log" \
     | grep --line-buffered -E '^\s+(LD|AR)\s|error|Error' >&2 ) || true
 [ -f "$kdir/arch/x86/boot/bzImage" ] && grep -q . "$kdir/Module.symvers" 2>/dev/null \
-    || die "kernel build failed: see $CACHE/kernel/$key/build.log"
+    || die "kernel build failed: see $kcache/$key/build.log"
 log "kernel built in $(( $(date +%s) - start ))s"
-touch "$CACHE/kernel/$key/built"
+touch "$kcache/$key/built"
 echo "$kdir"
