@@ -6,11 +6,13 @@
 
 #[allow(dead_code, unused_imports)]
 pub mod metadata;
+mod discard;
 mod io_epochs;
 mod mapping;
 mod metadata_dev;
 pub mod pool;
 mod pool_message;
+mod pool_table;
 mod pool_target;
 mod prison;
 pub mod table_line;
@@ -18,7 +20,7 @@ mod thin;
 mod thin_target;
 mod worker;
 
-pub use pool::new_shared_pools;
+pub use pool_table::new_shared_pools;
 pub use pool_target::PoolTarget;
 pub use thin_target::ThinTarget;
 

@@ -2,10 +2,10 @@
 //! every `thin-pool` table loaded over it and, with the data path, by its
 //! thins.
 //!
-//! - **Registry.** [`PoolTable`] (C `dm_thin_pool_table`) lists the pools
+//! - **Registry.** [`PoolTable`](super::pool_table::PoolTable) (C `dm_thin_pool_table`) lists the pools
 //!   with a count of the targets using each. A `thin-pool` table finds an
 //!   existing pool by its metadata device or its mapped device
-//!   ([`PoolTable::find_or_create`], C `__pool_find`), so a reload binds to
+//!   ([`find_or_create`](super::pool_table::PoolTable::find_or_create), C `__pool_find`), so a reload binds to
 //!   the live pool; the last target to go removes the pool from the table
 //!   and shuts it down (final commit) under the table lock, so a new table
 //!   over the same devices never meets a half-closed pool.
@@ -38,7 +38,6 @@ use crate::dm::{
 };
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, Ordering};
-use kernel::alloc::KVec;
 use kernel::error::code;
 use kernel::prelude::*;
 use kernel::sync::{new_mutex, new_spinlock, new_spinlock_irq, Arc, Mutex, SpinLock, SpinLockIrq};
@@ -145,9 +144,9 @@ pub struct PoolState {
 /// The pool's immutable identity and its locked state.
 #[pin_data]
 pub struct PoolCore {
-    md: MdId,
-    metadata_dev: DevT,
-    data_dev: DevT,
+    pub(crate) md: MdId,
+    pub(crate) metadata_dev: DevT,
+    pub(crate) data_dev: DevT,
     block_size: u32,
     name: Name,
     /// The data device, opened by the pool.
@@ -392,7 +391,7 @@ impl Pool {
     /// C `pool_create`: opens the devices and the metadata (formatting it
     /// when block 0 is all zeroes, unless read-only) and starts the worker.
     /// `Err` carries the `ti->error` text. Sleeps.
-    fn create(
+    pub(crate) fn create(
         md: MdId,
         name: &CStr,
         metadata_dev: DevT,
@@ -542,7 +541,7 @@ impl Pool {
 
     /// C `__pool_destroy`'s I/O half: stop the worker's timers, drain it,
     /// commit and close the metadata. Sleeps.
-    fn shutdown(&self) {
+    pub(crate) fn shutdown(&self) {
         self.worker.cancel_delayed_sync();
         self.worker.flush();
         let _noio = NoIo::enter();
@@ -581,120 +580,5 @@ fn log_open_error(name: &CStr, e: MdError, block_size: u32) {
             name.to_str().unwrap_or("?"),
             e
         ),
-    }
-}
-
-struct Entry {
-    pool: Arc<Pool>,
-    users: u32,
-}
-
-/// The pools of this module (C `dm_thin_pool_table`), shared by both target
-/// types as their registration context.
-pub struct PoolTable {
-    pools: KVec<Entry>,
-}
-
-/// The shared, locked table.
-pub type SharedPools = Arc<Mutex<PoolTable>>;
-
-/// Makes the empty shared table (module init).
-pub fn new_shared_pools() -> Result<SharedPools> {
-    Arc::pin_init(new_mutex!(PoolTable { pools: KVec::new() }), GFP_KERNEL)
-}
-
-/// What a `thin-pool` constructor asks of the table.
-pub struct PoolKey<'a> {
-    /// The pool's mapped device.
-    pub md: MdId,
-    /// Its name, for log lines.
-    pub name: &'a CStr,
-    /// The metadata device.
-    pub metadata_dev: DevT,
-    /// The data device.
-    pub data_dev: DevT,
-    /// Data block size in sectors.
-    pub block_size: u32,
-    /// Open read-only (`read_only` feature).
-    pub read_only: bool,
-}
-
-impl PoolTable {
-    /// C `__pool_find`: the pool of this metadata device or of this mapped
-    /// device, or a new one. Counts one more user. Returns the pool and
-    /// whether it was created. Sleeps.
-    pub fn find_or_create(
-        &mut self,
-        key: &PoolKey<'_>,
-    ) -> core::result::Result<(Arc<Pool>, bool), (&'static CStr, Error)> {
-        if let Some(e) = self.pools.iter_mut().find(|e| e.pool.core().metadata_dev == key.metadata_dev) {
-            let c = e.pool.core();
-            if c.md != key.md {
-                return Err((c"metadata device already in use by a pool", EBUSY));
-            }
-            if c.data_dev != key.data_dev {
-                return Err((c"data device already in use by a pool", EBUSY));
-            }
-            e.users += 1;
-            return Ok((e.pool.clone(), false));
-        }
-        if let Some(e) = self.pools.iter_mut().find(|e| e.pool.core().md == key.md) {
-            let c = e.pool.core();
-            if c.metadata_dev != key.metadata_dev || c.data_dev != key.data_dev {
-                return Err((c"different pool cannot replace a pool", EINVAL));
-            }
-            e.users += 1;
-            return Ok((e.pool.clone(), false));
-        }
-        self.pools
-            .reserve(1, GFP_KERNEL)
-            .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
-        let pool = Pool::create(
-            key.md,
-            key.name,
-            key.metadata_dev,
-            key.data_dev,
-            key.block_size,
-            key.read_only,
-        )?;
-        self.pools
-            .push(
-                Entry {
-                    pool: pool.clone(),
-                    users: 1,
-                },
-                GFP_KERNEL,
-            )
-            .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
-        Ok((pool, true))
-    }
-
-    /// C `__pool_table_lookup`: the pool whose mapped device is `md`,
-    /// counting one more user.
-    pub fn get_by_md(&mut self, md: MdId) -> Option<Arc<Pool>> {
-        let e = self.pools.iter_mut().find(|e| e.pool.core().md == md)?;
-        e.users += 1;
-        Some(e.pool.clone())
-    }
-
-    /// C `__pool_dec`: one user fewer; the last one shuts the pool down and
-    /// removes it from the table. Sleeps.
-    pub fn put(&mut self, pool: &Arc<Pool>) {
-        let Some(i) = self.pools.iter().position(|e| Arc::ptr_eq(&e.pool, pool)) else {
-            return;
-        };
-        let last = match self.pools.get_mut(i) {
-            Some(e) => {
-                e.users = e.users.saturating_sub(1);
-                e.users == 0
-            }
-            None => false,
-        };
-        if last {
-            if let Some(e) = self.pools.get(i) {
-                e.pool.shutdown();
-            }
-            let _ = self.pools.remove(i);
-        }
     }
 }

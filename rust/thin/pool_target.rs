@@ -2,7 +2,8 @@
 //! line over a [`Pool`] it finds or creates, binds on resume, and releases
 //! when its table goes.
 
-use super::pool::{PoolKey, Pool, PoolMode, SharedPools, THIN_METADATA_MAX_SECTORS};
+use super::pool::{Pool, PoolMode, THIN_METADATA_MAX_SECTORS};
+use super::pool_table::{PoolKey, SharedPools};
 use super::pool_message::pool_message;
 use super::table_line::{self, msg, PoolFeatures};
 use crate::dm::{

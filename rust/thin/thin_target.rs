@@ -3,7 +3,8 @@
 //! to the pool's worker (see `worker.rs`).
 
 use super::metadata::ThinId;
-use super::pool::{errno, PoolMode, SharedPools};
+use super::pool::{errno, PoolMode};
+use super::pool_table::SharedPools;
 use super::table_line::{self, msg};
 use super::thin::{Thin, ThinBio};
 use crate::dm::{
@@ -91,7 +92,7 @@ impl Target for ThinTarget {
         let Some(pool) = table.get_by_md(pool_md) else {
             return Err(CtrError::inval(msg::POOL_OBJECT));
         };
-        let fail = |table: &mut super::pool::PoolTable, e: CtrError| {
+        let fail = |table: &mut super::pool_table::PoolTable, e: CtrError| {
             table.put(&pool);
             Err(e)
         };
@@ -117,7 +118,7 @@ impl Target for ThinTarget {
             }
             st.pf.discard_enabled
         };
-        let close = |table: &mut super::pool::PoolTable, e: CtrError| {
+        let close = |table: &mut super::pool_table::PoolTable, e: CtrError| {
             core.lock().pmd.close_thin_device(dev_id);
             fail(table, e)
         };

@@ -32,7 +32,8 @@ pub struct WorkState {
 }
 
 /// The outcome of processing one deferred bio.
-enum Step {
+pub(crate) enum Step {
+    /// Processed (issued, completed, queued or waiting in a cell).
     Done,
     /// Out of cells: the bio goes back and the run stops here.
     Retry(Bio<ThinBio>),
@@ -86,12 +87,12 @@ impl PoolCore {
         self.prison.lock().has_room()
     }
 
-    fn bs(&self) -> u64 {
+    pub(crate) fn bs(&self) -> u64 {
         u64::from(self.block_size())
     }
 
     /// Counts the bio in the in-flight epoch and sends it down.
-    fn submit(&self, mut bio: Bio<ThinBio>) {
+    pub(crate) fn submit(&self, mut bio: Bio<ThinBio>) {
         let e = self.io.enter();
         bio.data_mut().epoch.store(e, Ordering::SeqCst);
         bio.submit();
@@ -121,14 +122,14 @@ impl PoolCore {
     }
 
     /// Sends a bio back to the deferred list (after a cell it waited in).
-    fn redefer(&self, thin: &Arc<Thin>, mut bio: Bio<ThinBio>) {
+    pub(crate) fn redefer(&self, thin: &Arc<Thin>, mut bio: Bio<ThinBio>) {
         bio.data_mut().thin = Some(thin.clone());
         self.deferred.lock().push(bio);
     }
 
     /// Bios that waited in a released cell: reads and writes go to
     /// `data_block` without a second lookup, the rest is processed again.
-    fn release_waiters(&self, ws: &mut WorkState, thin: &Arc<Thin>, mut list: BioList<ThinBio>, data_block: Option<u64>) {
+    pub(crate) fn release_waiters(&self, ws: &mut WorkState, thin: &Arc<Thin>, mut list: BioList<ThinBio>, data_block: Option<u64>) {
         while let Some(mut bio) = list.pop() {
             bio.data_mut().thin = None;
             let plain = matches!(bio.op(), Op::Read | Op::Write) && bio.size() > 0;
@@ -457,102 +458,6 @@ impl PoolCore {
             ws.flush_completions.push(bio);
         } else {
             bio.endio(BlkStatus::OK);
-        }
-    }
-
-    /// C `process_discard_bio` and the passdown mappings: whole blocks in
-    /// the range are unmapped (range by range), and data blocks no longer
-    /// used by anything are discarded on the data device when passdown is
-    /// on. Partial blocks at the edges are dropped, as in C.
-    fn process_discard(&self, ws: &mut WorkState, thin: &Arc<Thin>, mut bio: Bio<ThinBio>) -> Step {
-        let bs = self.bs();
-        let begin = bio.sector().div_ceil(bs);
-        let end = (bio.sector() + bio.sectors()) / bs;
-        if begin >= end {
-            bio.endio(BlkStatus::OK);
-            return Step::Done;
-        }
-        {
-            let mut p = self.prison.lock();
-            if let Some(cell) = p.find(thin.id, begin, end) {
-                bio.data_mut().thin = Some(thin.clone());
-                cell.waiters.push(bio);
-                return Step::Done;
-            }
-            if !p.insert(thin.id, begin, end) {
-                drop(p);
-                bio.data_mut().thin = Some(thin.clone());
-                return Step::Retry(bio);
-            }
-        }
-        // Nothing may still be writing to blocks about to be unmapped.
-        self.io.drain();
-        let passdown = self.lock().pf.discard_passdown && self.data.discard_supported();
-        let mut status = BlkStatus::OK;
-        let mut cur = begin;
-        while cur < end {
-            let run = {
-                let mut st = self.lock();
-                let run = match st.pmd.find_mapped_range(thin.id, cur, end) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => break,
-                    Err(e) => {
-                        st.metadata_operation_failed(self.name(), "dm_thin_find_mapped_range", e);
-                        status = BlkStatus::IOERR;
-                        break;
-                    }
-                };
-                let pool_end = run.pool_begin + (run.thin_end - run.thin_begin);
-                let r = if passdown {
-                    st.pmd.inc_data_range(run.pool_begin, pool_end)
-                } else {
-                    Ok(())
-                }
-                .and_then(|()| st.pmd.remove_range(thin.id, run.thin_begin, run.thin_end).map(|_| ()));
-                if let Err(e) = r {
-                    st.metadata_operation_failed(self.name(), "dm_thin_remove_range", e);
-                    status = BlkStatus::IOERR;
-                    break;
-                }
-                run
-            };
-            if passdown {
-                let pool_end = run.pool_begin + (run.thin_end - run.thin_begin);
-                self.passdown(run.pool_begin, pool_end);
-                let r = self.lock().pmd.dec_data_range(run.pool_begin, pool_end);
-                if let Err(e) = r {
-                    self.lock()
-                        .metadata_operation_failed(self.name(), "dm_pool_dec_data_range", e);
-                    status = BlkStatus::IOERR;
-                    break;
-                }
-            }
-            cur = run.thin_end;
-        }
-        let waiters = self.prison.lock().release(thin.id, begin, end);
-        self.release_waiters(ws, thin, waiters, None);
-        bio.endio(status);
-        Step::Done
-    }
-
-    /// Discards the runs of `begin..end` that nothing else references
-    /// (a block still shared with a snapshot is never discarded).
-    fn passdown(&self, begin: u64, end: u64) {
-        let bs = self.bs();
-        let mut b = begin;
-        while b < end {
-            let shared = |b: u64| self.lock().pmd.block_is_shared(b).unwrap_or(true);
-            if shared(b) {
-                b += 1;
-                continue;
-            }
-            let start = b;
-            while b < end && !shared(b) {
-                b += 1;
-            }
-            if let Err(e) = self.data.discard(start * bs, (b - start) * bs) {
-                pr_warn!("{}: discard passdown failed: {}\n", self.name(), e.to_errno());
-            }
         }
     }
 
