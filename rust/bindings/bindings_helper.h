@@ -29,6 +29,10 @@ const blk_status_t DMRS_CONST_BLK_STS_DM_REQUEUE = BLK_STS_DM_REQUEUE;
 /* drivers/md/dm.h, which is private to dm: the flag status() gets for --noflush. */
 const unsigned int DMRS_CONST_DM_STATUS_NOFLUSH_FLAG = 1 << 0;
 
+/* drivers/md/dm.h, private to dm but exported (GPL), as C dm-thin uses them. */
+void dm_internal_suspend_noflush(struct mapped_device *md);
+void dm_internal_resume(struct mapped_device *md);
+
 /* helpers.c */
 const char *dmrs_pool_target_name(void);
 const char *dmrs_thin_target_name(void);

@@ -32,6 +32,6 @@ pub use noio::NoIo;
 pub use params::{no_space_timeout_secs, pool_target_name, thin_target_name};
 pub use status::{StatusType, StatusWriter};
 pub use target::{
-    CtrError, StatusFlags, TableEvent, Target, TargetCtx, TargetRef, TargetType,
+    CtrError, MdHandle, StatusFlags, TableEvent, Target, TargetCtx, TargetRef, TargetType,
 };
 pub use workqueue::{WorkHandler, Worker, WorkerRef};

@@ -224,6 +224,7 @@ pub struct TargetCtx<'a> {
     ti: NonNull<bindings::dm_target>,
     devs: KVec<DmDev>,
     events: KVec<TableEvent>,
+    mds: KVec<MdHandle>,
     _p: PhantomData<&'a mut bindings::dm_target>,
 }
 
@@ -269,6 +270,20 @@ impl TargetCtx<'_> {
         let ev = TableEvent { inner };
         self.events.push(ev.clone(), GFP_KERNEL)?;
         Ok(ev)
+    }
+
+    /// A handle on the mapped device of the table being loaded, for
+    /// internal suspend and resume (C `dm_table_get_md` kept in `thin_c`),
+    /// revoked like the devices.
+    pub fn md_handle(&mut self) -> Result<MdHandle> {
+        let table = self.ti().table;
+        // SAFETY: the table of a target under construction is valid.
+        let md = NonNull::new(unsafe { bindings::dm_table_get_md(table) }).ok_or(code::EINVAL)?;
+        self.mds.reserve(1, GFP_KERNEL)?;
+        let inner = Arc::pin_init(new_mutex!(Some(MdPtr(md))), GFP_KERNEL)?;
+        let h = MdHandle { inner };
+        self.mds.push(h.clone(), GFP_KERNEL)?;
+        Ok(h)
     }
 
     /// The mapped device of the table being loaded.
@@ -322,9 +337,17 @@ impl TargetCtx<'_> {
     }
 
     /// Revokes and puts everything recorded. Sleeps.
-    fn release(ti: NonNull<bindings::dm_target>, devs: KVec<DmDev>, events: KVec<TableEvent>) {
+    fn release(
+        ti: NonNull<bindings::dm_target>,
+        devs: KVec<DmDev>,
+        events: KVec<TableEvent>,
+        mds: KVec<MdHandle>,
+    ) {
         for ev in events.iter() {
             ev.revoke();
+        }
+        for md in mds.iter() {
+            md.revoke();
         }
         for dev in devs.iter() {
             // SAFETY: each device was opened on `ti` by this context and is
@@ -370,11 +393,58 @@ impl TableEvent {
     }
 }
 
+struct MdPtr(NonNull<bindings::mapped_device>);
+
+// SAFETY: a mapped device may be suspended and resumed from any thread
+// while it lives; the mutex around it and revocation in dtr bound that.
+unsafe impl Send for MdPtr {}
+
+/// The mapped device of the target that created it, for suspending and
+/// resuming it from another device's callbacks (a pool quiescing its
+/// thins). Clones may be kept anywhere: once the target's table is
+/// destroyed the handle is revoked and its calls do nothing.
+#[derive(Clone)]
+pub struct MdHandle {
+    inner: Arc<Mutex<Option<MdPtr>>>,
+}
+
+impl MdHandle {
+    /// `dm_internal_suspend_noflush`: waits for the device's in-flight I/O
+    /// and holds new I/O back. Sleeps; not from the device's own callbacks.
+    pub fn internal_suspend_noflush(&self) {
+        let guard = self.inner.lock();
+        if let Some(md) = &*guard {
+            // SAFETY: not revoked, so the table, and its md, are alive;
+            // revocation waits for this lock.
+            unsafe { bindings::dm_internal_suspend_noflush(md.0.as_ptr()) };
+        }
+    }
+
+    /// `dm_internal_resume`, undoing one internal suspend. Sleeps.
+    pub fn internal_resume(&self) {
+        let guard = self.inner.lock();
+        if let Some(md) = &*guard {
+            // SAFETY: as for `internal_suspend_noflush`.
+            unsafe { bindings::dm_internal_resume(md.0.as_ptr()) };
+        }
+    }
+
+    /// Whether `other` is a clone of this handle.
+    pub fn same(&self, other: &MdHandle) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    fn revoke(&self) {
+        *self.inner.lock() = None;
+    }
+}
+
 /// What `ti->private` points to: the target and what the layer owns for it.
 struct Instance<T> {
     target: T,
     devs: KVec<DmDev>,
     events: KVec<TableEvent>,
+    mds: KVec<MdHandle>,
 }
 
 /// The registered `target_type` and the type's shared context; device-mapper
@@ -500,6 +570,7 @@ unsafe extern "C" fn ctr<T: Target>(
         ti,
         devs: KVec::new(),
         events: KVec::new(),
+        mds: KVec::new(),
         _p: PhantomData,
     };
     let size = core::mem::size_of::<T::PerBio>();
@@ -512,16 +583,26 @@ unsafe extern "C" fn ctr<T: Target>(
         return code::ENOMEM.to_errno();
     };
     let result = T::ctr(&mut ctx, shared, &args);
-    let TargetCtx { devs, events, .. } = ctx;
+    let TargetCtx {
+        devs, events, mds, ..
+    } = ctx;
     match result {
         Ok(target) => {
-            let b = KBox::write(slot, Instance { target, devs, events });
+            let b = KBox::write(
+                slot,
+                Instance {
+                    target,
+                    devs,
+                    events,
+                    mds,
+                },
+            );
             // SAFETY: `ti` is ours during ctr; dtr turns this back into a KBox.
             unsafe { (*ti.as_ptr()).private = KBox::into_raw(b).cast() };
             0
         }
         Err(e) => {
-            TargetCtx::release(ti, devs, events);
+            TargetCtx::release(ti, devs, events, mds);
             // SAFETY: `ti->error` takes a static string, as C string literals are.
             unsafe { (*ti.as_ptr()).error = e.msg.as_ptr().cast_mut().cast() };
             e.err.to_errno()
@@ -542,9 +623,10 @@ unsafe extern "C" fn dtr<T: Target>(ti: *mut bindings::dm_target) {
         target,
         devs,
         events,
+        mds,
     } = KBox::into_inner(inst);
     drop(target);
-    TargetCtx::release(ti, devs, events);
+    TargetCtx::release(ti, devs, events, mds);
 }
 
 unsafe extern "C" fn map<T: Target>(

@@ -34,8 +34,10 @@ use super::table_line::PoolFeatures;
 use super::thin::ThinBio;
 use super::worker::WorkState;
 use crate::dm::{
-    BdevFile, BioList, DevT, KcopydClient, MdId, NoIo, TableEvent, WorkHandler, Worker, WorkerRef,
+    BdevFile, BioList, DevT, KcopydClient, MdHandle, MdId, NoIo, TableEvent, WorkHandler, Worker,
+    WorkerRef,
 };
+use kernel::alloc::KVec;
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::error::code;
@@ -178,6 +180,17 @@ pub struct PoolCore {
     pub(crate) kcopyd: KcopydClient,
     /// The waker asks the worker for a commit of what changed.
     pub(crate) commit_due: AtomicBool,
+    /// The mapped devices of the active thins (C `pool->active_thins`),
+    /// and those the pool's suspend holds suspended.
+    #[pin]
+    thins: Mutex<ActiveThins>,
+}
+
+/// The pool's active thins, for quiescing them with the pool.
+#[derive(Default)]
+struct ActiveThins {
+    active: KVec<MdHandle>,
+    suspended: KVec<MdHandle>,
 }
 
 /// A pool: its core and the worker that commits for it.
@@ -439,6 +452,7 @@ impl Pool {
                 io: IoEpochs::new(),
                 kcopyd,
                 commit_due: AtomicBool::new(false),
+                thins <- new_mutex!(ActiveThins::default()),
             }),
             GFP_KERNEL,
         )
@@ -456,6 +470,55 @@ impl Pool {
     /// C `pool_presuspend` (the pool half) and `pool_presuspend_undo`.
     pub fn set_suspended(&self, v: bool) {
         self.core().suspended.store(v, Ordering::Release);
+    }
+
+    /// Adds an active thin (C `thin_ctr`'s `list_add_tail_rcu`). Sleeps.
+    pub fn add_thin(&self, md: MdHandle) -> Result {
+        self.core().thins.lock().active.push(md, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Removes an active thin (C `thin_dtr`).
+    pub fn remove_thin(&self, md: &MdHandle) {
+        let mut t = self.core().thins.lock();
+        t.active.retain(|h| !h.same(md));
+        t.suspended.retain(|h| !h.same(md));
+    }
+
+    /// C `pool_suspend_active_thins`: every active thin is suspended
+    /// (noflush) while the pool is. Sleeps.
+    pub fn suspend_active_thins(&self) {
+        let _noio = NoIo::enter();
+        let list = {
+            let mut t = self.core().thins.lock();
+            let mut list = KVec::new();
+            for h in t.active.iter() {
+                if list.push(h.clone(), GFP_KERNEL).is_err() {
+                    break;
+                }
+            }
+            // Recorded first, so a resume undoes exactly these.
+            t.suspended = match KVec::with_capacity(list.len(), GFP_KERNEL) {
+                Ok(v) => v,
+                Err(_) => KVec::new(),
+            };
+            for h in list.iter() {
+                let _ = t.suspended.push(h.clone(), GFP_KERNEL);
+            }
+            list
+        };
+        for h in list.iter() {
+            h.internal_suspend_noflush();
+        }
+    }
+
+    /// C `pool_resume_active_thins`: resumes the thins the pool's suspend
+    /// suspended. Sleeps.
+    pub fn resume_active_thins(&self) {
+        let list = core::mem::take(&mut self.core().thins.lock().suspended);
+        for h in list.iter() {
+            h.internal_resume();
+        }
     }
 
     /// C `pool_postsuspend`: stop the waker, drain the worker, commit.
@@ -477,13 +540,15 @@ impl Pool {
         }
     }
 
-    /// C `pool_resume` (the pool half): requeue, start the waker.
+    /// C `pool_resume` (the pool half): requeue, resume the thins, start
+    /// the waker.
     pub fn resume(&self) {
+        self.requeue_retries();
+        self.resume_active_thins();
         {
             let mut st = self.core().lock();
             st.low_water_triggered = false;
         }
-        self.requeue_retries();
         self.set_suspended(false);
         self.worker.queue();
         self.worker.queue_delayed_ms(COMMIT_PERIOD_MS);

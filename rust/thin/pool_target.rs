@@ -299,11 +299,15 @@ impl Target for PoolTarget {
         pool_message(&mut st, core.name(), args)
     }
 
+    /// C `pool_presuspend`: no new thins, and the active ones quiesce.
     fn presuspend(&self, _ti: &TargetRef<'_>) {
         self.pool.set_suspended(true);
+        self.pool.suspend_active_thins();
     }
 
+    /// C `pool_presuspend_undo`.
     fn presuspend_undo(&self, _ti: &TargetRef<'_>) {
+        self.pool.resume_active_thins();
         self.pool.set_suspended(false);
     }
 

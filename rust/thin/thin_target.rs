@@ -8,7 +8,8 @@ use super::pool_table::SharedPools;
 use super::table_line::{self, msg};
 use super::thin::{Thin, ThinBio};
 use crate::dm::{
-    Args, BdevFile, BlkStatus, CtrError, DmDev, EndIoBio, Ended, MapBio, Mapped, Mode, NoIo, Op,
+    Args, BdevFile, BlkStatus, CtrError, DmDev, EndIoBio, Ended, MapBio, Mapped, MdHandle, Mode,
+    NoIo, Op,
     QueueLimits, StatusFlags, StatusType, StatusWriter, Target, TargetCtx, TargetRef,
 };
 use core::fmt::Write;
@@ -26,6 +27,7 @@ pub struct ThinTarget {
     pool_dev: DmDev,
     origin_dev: Option<DmDev>,
     dev_id: ThinId,
+    md: MdHandle,
 }
 
 impl ThinTarget {
@@ -152,6 +154,13 @@ impl Target for ThinTarget {
                 )
             }
         };
+        let md = match ctx.md_handle() {
+            Ok(md) => md,
+            Err(err) => return close(&mut table, CtrError { msg: c"Cannot allocate memory", err }),
+        };
+        if let Err(err) = pool.add_thin(md.clone()) {
+            return close(&mut table, CtrError { msg: c"Cannot allocate memory", err });
+        }
         drop(table);
         ctx.set_num_flush_bios(1);
         ctx.set_limit_swap_bios(true);
@@ -166,6 +175,7 @@ impl Target for ThinTarget {
             pool_dev,
             origin_dev,
             dev_id,
+            md,
         })
     }
 
@@ -357,6 +367,7 @@ impl Drop for ThinTarget {
         let _noio = NoIo::enter();
         let mut table = self.pools.lock();
         let pool = self.thin.pool.clone();
+        pool.remove_thin(&self.md);
         pool.core().lock().pmd.close_thin_device(self.dev_id);
         table.put(&pool);
     }
