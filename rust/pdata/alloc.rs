@@ -130,55 +130,99 @@ pub mod fault {
     }
 }
 
+/// The fallible API [`Vec`] and [`BigVec`] share, written once over the
+/// `imp` functions of their raw type.
+macro_rules! fallible_vec {
+    ($name:ident, $new:ident, $reserve:ident, $push:ident, $pop:ident, $truncate:ident) => {
+        impl<T> $name<T> {
+            /// An empty vector; allocates nothing.
+            pub fn new() -> Self {
+                $name(imp::$new())
+            }
+
+            /// An empty vector with room for `n` elements.
+            pub fn with_capacity(n: usize) -> Result<Self> {
+                let mut v = Self::new();
+                v.reserve(n)?;
+                Ok(v)
+            }
+
+            /// Makes room for `n` more elements.
+            pub fn reserve(&mut self, n: usize) -> Result<()> {
+                if imp::$reserve(&mut self.0, n) {
+                    Ok(())
+                } else {
+                    Err(Error::NoMem)
+                }
+            }
+
+            /// Appends `x`.
+            pub fn push(&mut self, x: T) -> Result<()> {
+                if imp::$push(&mut self.0, x) {
+                    Ok(())
+                } else {
+                    Err(Error::NoMem)
+                }
+            }
+
+            /// Removes and returns the last element.
+            pub fn pop(&mut self) -> Option<T> {
+                imp::$pop(&mut self.0)
+            }
+
+            /// Shortens the vector to `n` elements (no-op if already shorter).
+            pub fn truncate(&mut self, n: usize) {
+                imp::$truncate(&mut self.0, n)
+            }
+
+            /// Removes every element.
+            pub fn clear(&mut self) {
+                self.truncate(0)
+            }
+        }
+
+        impl<T: Clone> $name<T> {
+            /// Resizes to `n` elements, filling new slots with `value`.
+            pub fn resize(&mut self, n: usize, value: T) -> Result<()> {
+                if n <= self.len() {
+                    self.truncate(n);
+                    return Ok(());
+                }
+                self.reserve(n - self.len())?;
+                while self.len() < n {
+                    self.push(value.clone())?;
+                }
+                Ok(())
+            }
+        }
+
+        impl<T> Default for $name<T> {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl<T> Deref for $name<T> {
+            type Target = [T];
+            fn deref(&self) -> &[T] {
+                &self.0
+            }
+        }
+
+        impl<T> DerefMut for $name<T> {
+            fn deref_mut(&mut self) -> &mut [T] {
+                &mut self.0
+            }
+        }
+    };
+}
+
 /// A growable array whose every allocation can fail with [`Error::NoMem`].
 pub struct Vec<T>(imp::RawVec<T>);
 
+fallible_vec!(Vec, vec_new, reserve, push, pop, truncate);
+
 impl<T> Vec<T> {
-    /// An empty vector; allocates nothing.
-    pub fn new() -> Self {
-        Vec(imp::vec_new())
-    }
-
-    /// An empty vector with room for `n` elements.
-    pub fn with_capacity(n: usize) -> Result<Self> {
-        let mut v = Self::new();
-        v.reserve(n)?;
-        Ok(v)
-    }
-
-    /// Makes room for `n` more elements.
-    pub fn reserve(&mut self, n: usize) -> Result<()> {
-        if imp::reserve(&mut self.0, n) {
-            Ok(())
-        } else {
-            Err(Error::NoMem)
-        }
-    }
-
-    /// Appends `x`.
-    pub fn push(&mut self, x: T) -> Result<()> {
-        if imp::push(&mut self.0, x) {
-            Ok(())
-        } else {
-            Err(Error::NoMem)
-        }
-    }
-
-    /// Removes and returns the last element.
-    pub fn pop(&mut self) -> Option<T> {
-        imp::pop(&mut self.0)
-    }
-
-    /// Shortens the vector to `n` elements (no-op if already shorter).
-    pub fn truncate(&mut self, n: usize) {
-        imp::truncate(&mut self.0, n)
-    }
-
-    /// Removes every element.
-    pub fn clear(&mut self) {
-        self.truncate(0)
-    }
-
     /// Inserts `x` at `index`, shifting the tail right. `index > len` is an error.
     pub fn insert(&mut self, index: usize, x: T) -> Result<()> {
         if index > self.len() {
@@ -209,43 +253,11 @@ impl<T: Clone> Vec<T> {
         Ok(())
     }
 
-    /// Resizes to `n` elements, filling new slots with `value`.
-    pub fn resize(&mut self, n: usize, value: T) -> Result<()> {
-        if n <= self.len() {
-            self.truncate(n);
-            return Ok(());
-        }
-        self.reserve(n - self.len())?;
-        while self.len() < n {
-            self.push(value.clone())?;
-        }
-        Ok(())
-    }
-
     /// A copy of `s` in a new vector.
     pub fn from_slice(s: &[T]) -> Result<Self> {
         let mut v = Self::new();
         v.extend_from_slice(s)?;
         Ok(v)
-    }
-}
-
-impl<T> Default for Vec<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Deref for Vec<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        &self.0
-    }
-}
-
-impl<T> DerefMut for Vec<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.0
     }
 }
 
@@ -260,81 +272,7 @@ impl<T: core::fmt::Debug> core::fmt::Debug for Vec<T> {
 /// as [`Vec`].
 pub struct BigVec<T>(imp::RawBigVec<T>);
 
-impl<T> BigVec<T> {
-    /// An empty vector; allocates nothing.
-    pub fn new() -> Self {
-        BigVec(imp::big_new())
-    }
-
-    /// An empty vector with room for `n` elements.
-    pub fn with_capacity(n: usize) -> Result<Self> {
-        let mut v = Self::new();
-        v.reserve(n)?;
-        Ok(v)
-    }
-
-    /// Makes room for `n` more elements.
-    pub fn reserve(&mut self, n: usize) -> Result<()> {
-        if imp::big_reserve(&mut self.0, n) {
-            Ok(())
-        } else {
-            Err(Error::NoMem)
-        }
-    }
-
-    /// Appends `x`.
-    pub fn push(&mut self, x: T) -> Result<()> {
-        if imp::big_push(&mut self.0, x) {
-            Ok(())
-        } else {
-            Err(Error::NoMem)
-        }
-    }
-
-    /// Removes and returns the last element.
-    pub fn pop(&mut self) -> Option<T> {
-        imp::big_pop(&mut self.0)
-    }
-
-    /// Shortens the vector to `n` elements (no-op if already shorter).
-    pub fn truncate(&mut self, n: usize) {
-        imp::big_truncate(&mut self.0, n)
-    }
-}
-
-impl<T: Clone> BigVec<T> {
-    /// Resizes to `n` elements, filling new slots with `value`.
-    pub fn resize(&mut self, n: usize, value: T) -> Result<()> {
-        if n <= self.len() {
-            self.truncate(n);
-            return Ok(());
-        }
-        self.reserve(n - self.len())?;
-        while self.len() < n {
-            self.push(value.clone())?;
-        }
-        Ok(())
-    }
-}
-
-impl<T> Default for BigVec<T> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<T> Deref for BigVec<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        &self.0
-    }
-}
-
-impl<T> DerefMut for BigVec<T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        &mut self.0
-    }
-}
+fallible_vec!(BigVec, big_new, big_reserve, big_push, big_pop, big_truncate);
 
 /// A heap allocation whose creation can fail with [`Error::NoMem`].
 pub struct Box<T>(imp::RawBox<T>);
