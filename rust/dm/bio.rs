@@ -126,9 +126,8 @@ macro_rules! bio_accessors {
 
         /// The target's per-bio data.
         pub fn data(&self) -> &P {
-            // SAFETY: the per-bio area holds an initialised `P` until
-            // device-mapper is done with the bio (type invariant), and it is
-            // only reached through handles of this one bio.
+            // SAFETY: the per-bio area holds an initialised `P` until dm is
+            // done with the bio (type invariant); only this bio's handles reach it.
             unsafe { &*per_bio::<P>(self.raw) }
         }
     };

@@ -125,9 +125,8 @@ impl BdevFile {
                 too_big = true;
                 break;
             };
-            // SAFETY: `last` is null or the previous bio of this chain, not
-            // yet submitted; `buf` is heap memory that outlives the wait
-            // below (the iterator's items borrow from the caller).
+            // `buf` borrows from the caller, so it outlives the wait below.
+            // SAFETY: `last` is null or this chain's unsubmitted previous bio.
             last = unsafe {
                 bindings::dmrs_batch_write_add(last, self.bdev.as_ptr(), sector, buf.as_ptr().cast(), len)
             };

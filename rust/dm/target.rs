@@ -559,9 +559,8 @@ unsafe extern "C" fn ctr<T: Target>(
     let Some(ti) = NonNull::new(ti) else {
         return code::EINVAL.to_errno();
     };
-    // SAFETY: device-mapper sets `ti->type` to the target_type registered by
-    // `TargetType::<T>::register`, the first field of a live `TypeBox<T>`
-    // (repr(C)) that outlives every constructor call.
+    // `ti->type` is the target_type `TargetType::<T>::register` registered.
+    // SAFETY: it is the first field of a live repr(C) `TypeBox<T>`.
     let shared = unsafe { &(*((*ti.as_ptr()).type_ as *const TypeBox<T>)).shared };
     // SAFETY: device-mapper passes `argc` valid strings, alive during ctr.
     let args = unsafe { Args::from_raw(argc, argv) };
@@ -638,9 +637,8 @@ unsafe extern "C" fn map<T: Target>(
     let Some(raw) = NonNull::new(bio) else {
         return bindings::DM_MAPIO_KILL as c_int;
     };
-    // SAFETY: device-mapper reserved `per_io_data_size` bytes for each bio
-    // (set in ctr), aligned for `PerBio` (checked in ctr); every bio passes
-    // through map once before end_io, so this is where `P` is made.
+    // Every bio passes through map once before end_io: `P` is made here.
+    // SAFETY: dm reserved `per_io_data_size` bytes, aligned (checked in ctr).
     unsafe { super::bio::per_bio::<T::PerBio>(raw).write(T::PerBio::default()) };
     // SAFETY: the bio passed to this target's map, per-bio data initialised.
     let bio = unsafe { MapBio::new(raw, tref.ti) };

@@ -169,9 +169,9 @@ impl<H: WorkHandler> Drop for Worker<H> {
     fn drop(&mut self) {
         self.inner.stopping.store(true, Ordering::Release);
         self.cancel_delayed_sync();
-        // SAFETY: allocated in `new`, destroyed once; this drains the queue
-        // (the work item may run and re-queue itself; the delayed one can
-        // no longer be armed) before the items are freed with the box.
+        // Destroying drains the queue (the work item may re-queue itself; the
+        // delayed one can no longer be armed) before the box frees the items.
+        // SAFETY: allocated in `new`, destroyed once, here.
         unsafe { bindings::destroy_workqueue(self.inner.wq.as_ptr()) };
     }
 }

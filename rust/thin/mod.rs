@@ -1,6 +1,6 @@
 //! Thin provisioning: the metadata API, the pool object and the `thin-pool`
-//! and `thin` targets. Safe Rust over `crate::dm`: the compiler keeps FFI
-//! `unsafe` out of this layer.
+//! and `thin` targets. Safe Rust over `crate::dm`; the lint below makes
+//! the compiler refuse any FFI code in this layer.
 
 #![deny(unsafe_code)]
 
