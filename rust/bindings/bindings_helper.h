@@ -61,7 +61,8 @@ struct bio *dmrs_batch_write_add(struct bio *prev, struct block_device *bdev, se
 int dmrs_batch_wait(struct bio *last);
 int dmrs_flush_bdev(struct block_device *bdev);
 void dmrs_zero_fill_bio(struct bio *bio);
-int dmrs_discard_sync(struct block_device *bdev, sector_t sector, sector_t nr);
+void dmrs_discard_add(struct block_device *bdev, sector_t sector, sector_t nr, struct bio **last);
+void dmrs_discard_end(struct bio *parent, struct bio *last);
 bool dmrs_bdev_discard_supported(struct block_device *bdev);
 void dmrs_kcopyd_copy(struct dm_kcopyd_client *kc, struct block_device *from, sector_t from_sector,
 		      struct block_device *to, sector_t to_sector, sector_t count,

@@ -23,6 +23,8 @@
 #include <linux/sched/mm.h>
 #include <linux/dm-kcopyd.h>
 
+#include "bindings_helper.h"
+
 static char pool_target[32] = "thin-pool";
 module_param_string(pool_target, pool_target, sizeof(pool_target), 0444);
 MODULE_PARM_DESC(pool_target, "Target name of the pool target (default thin-pool)");
@@ -217,9 +219,32 @@ void dmrs_zero_fill_bio(struct bio *bio)
 	zero_fill_bio(bio);
 }
 
-int dmrs_discard_sync(struct block_device *bdev, sector_t sector, sector_t nr)
+/*
+ * Discards chained to a bio the target owns (C dm-thin's issue_discard and
+ * end_discard): dmrs_discard_add() extends the chain of __blkdev_issue_discard
+ * (each earlier bio is chained to the next and submitted); dmrs_discard_end()
+ * chains the last one to the parent, submits it, and ends the parent, whose
+ * completion then waits for every discard of the chain.
+ */
+void dmrs_discard_add(struct block_device *bdev, sector_t sector, sector_t nr, struct bio **last)
 {
-	return blkdev_issue_discard(bdev, sector, nr, GFP_NOIO);
+	__blkdev_issue_discard(bdev, sector, nr, GFP_NOIO, last);
+}
+
+void dmrs_discard_end(struct bio *parent, struct bio *last)
+{
+	/*
+	 * A parent whose earlier chain completed (the target took it back in
+	 * end_io) has its remaining count at 0: count its own end again.
+	 */
+	if (!bio_flagged(parent, BIO_CHAIN))
+		atomic_set(&parent->__bi_remaining, 1);
+	if (last) {
+		bio_chain(last, parent);
+		submit_bio(last);
+	}
+	parent->bi_status = BLK_STS_OK;
+	bio_endio(parent);
 }
 
 bool dmrs_bdev_discard_supported(struct block_device *bdev)

@@ -354,7 +354,7 @@ impl<P> Bio<P> {
         unsafe { Pin::new_unchecked(&mut *per_bio::<P>(self.raw)) }
     }
 
-    fn into_raw(self) -> NonNull<bindings::bio> {
+    pub(super) fn into_raw(self) -> NonNull<bindings::bio> {
         ManuallyDrop::new(self).raw
     }
 

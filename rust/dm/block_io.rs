@@ -142,13 +142,6 @@ impl BdevFile {
         Ok(())
     }
 
-    /// Discards `nr` sectors at `sector` and waits (`blkdev_issue_discard`).
-    /// Sleeps.
-    pub fn discard(&self, sector: u64, nr: u64) -> Result {
-        // SAFETY: a live block device.
-        to_result(unsafe { bindings::dmrs_discard_sync(self.bdev.as_ptr(), sector, nr) })
-    }
-
     /// Whether the device takes discards.
     pub fn discard_supported(&self) -> bool {
         // SAFETY: a live block device.

@@ -1,25 +1,29 @@
-//! Discards (C `process_discard_bio`, `process_prepared_discard_passdown_pt1/2`
-//! and `passdown_double_checking_shared_status`): the whole blocks of a
-//! discarded range are unmapped run by run, and the data blocks nothing
-//! else references are discarded on the data device when passdown is on.
-//! The original bio completes after every passdown discard.
+//! Discards (C `process_discard_bio`, `process_prepared_discard_passdown_pt1`
+//! and `_pt2`, and `passdown_double_checking_shared_status`).
+//!
+//! The whole blocks of a discarded range are unmapped run by run (a run:
+//! virtual blocks mapped to consecutive data blocks). With passdown on, the
+//! data blocks of a run that nothing else references any more are then
+//! discarded on the data device, asynchronously: the discards are chained
+//! to the thin's bio ([`crate::dm::DiscardChain`]), whose `end_io` hands it
+//! back to the worker ([`PoolCore::finish_passdown`]) to go on with the
+//! next run. While its passdown is in flight a run's data blocks keep an
+//! extra reference, so they cannot be reallocated (and written) under it.
+//! The range stays in the prison until the bio completes. Partial blocks at
+//! the edges are dropped, as in C.
 
 use super::pool::PoolCore;
 use super::thin::{Thin, ThinBio};
 use super::worker::{Step, WorkState};
 use crate::dm::{Bio, BlkStatus};
-use kernel::prelude::*;
+use core::sync::atomic::Ordering;
 use kernel::sync::Arc;
 
 impl PoolCore {
-    /// C `process_discard_bio` and the passdown mappings: whole blocks in
-    /// the range are unmapped (range by range), and data blocks no longer
-    /// used by anything are discarded on the data device when passdown is
-    /// on. Partial blocks at the edges are dropped, as in C.
+    /// C `process_discard_bio`: takes the range into the prison, waits for
+    /// bios in flight to it, and starts unmapping.
     pub(crate) fn process_discard(&self, ws: &mut WorkState, thin: &Arc<Thin>, mut bio: Bio<ThinBio>) -> Step {
-        let bs = self.bs();
-        let begin = bio.sector().div_ceil(bs);
-        let end = (bio.sector() + bio.sectors()) / bs;
+        let (begin, end) = self.discard_blocks(&bio);
         if begin >= end {
             bio.endio(BlkStatus::OK);
             return Step::Done;
@@ -39,73 +43,123 @@ impl PoolCore {
         }
         // Nothing may still be writing to blocks about to be unmapped.
         self.io.drain();
-        let passdown = self.lock().pf.discard_passdown && self.data.discard_supported();
-        let mut status = BlkStatus::OK;
-        let mut cur = begin;
-        while cur < end {
-            let run = {
-                let mut st = self.lock();
-                let run = match st.pmd.find_mapped_range(thin.id, cur, end) {
-                    Ok(Some(r)) => r,
-                    Ok(None) => break,
-                    Err(e) => {
-                        st.metadata_operation_failed(self.name(), "dm_thin_find_mapped_range", e);
-                        status = BlkStatus::IOERR;
-                        break;
-                    }
-                };
-                let pool_end = run.pool_begin + (run.thin_end - run.thin_begin);
-                let r = if passdown {
-                    st.pmd.inc_data_range(run.pool_begin, pool_end)
-                } else {
-                    Ok(())
-                }
-                .and_then(|()| st.pmd.remove_range(thin.id, run.thin_begin, run.thin_end).map(|_| ()));
-                if let Err(e) = r {
-                    st.metadata_operation_failed(self.name(), "dm_thin_remove_range", e);
-                    status = BlkStatus::IOERR;
-                    break;
-                }
-                run
-            };
-            if passdown {
-                let pool_end = run.pool_begin + (run.thin_end - run.thin_begin);
-                self.passdown(run.pool_begin, pool_end);
-                let r = self.lock().pmd.dec_data_range(run.pool_begin, pool_end);
-                if let Err(e) = r {
-                    self.lock()
-                        .metadata_operation_failed(self.name(), "dm_pool_dec_data_range", e);
-                    status = BlkStatus::IOERR;
-                    break;
-                }
-            }
-            cur = run.thin_end;
-        }
-        let waiters = self.prison.lock().release(thin.id, begin, end);
-        self.release_waiters(ws, thin, waiters, None);
-        bio.endio(status);
+        bio.data_mut().discard_next = begin;
+        self.continue_discard(ws, thin, bio);
         Step::Done
     }
 
-    /// Discards the runs of `begin..end` that nothing else references
-    /// (a block still shared with a snapshot is never discarded).
-    fn passdown(&self, begin: u64, end: u64) {
+    /// The whole blocks a discard covers.
+    fn discard_blocks(&self, bio: &Bio<ThinBio>) -> (u64, u64) {
         let bs = self.bs();
-        let mut b = begin;
-        while b < end {
-            let shared = |b: u64| self.lock().pmd.block_is_shared(b).unwrap_or(true);
-            if shared(b) {
-                b += 1;
-                continue;
+        (bio.sector().div_ceil(bs), (bio.sector() + bio.sectors()) / bs)
+    }
+
+    /// C `process_prepared_discard_passdown_pt2`: a run's passdown is done
+    /// (whatever its outcome), so its data blocks lose their extra
+    /// reference, and the discard goes on.
+    pub(crate) fn finish_passdown(&self, ws: &mut WorkState, mut bio: Bio<ThinBio>) {
+        let Some(thin) = bio.data_mut().thin.take() else {
+            bio.endio(BlkStatus::IOERR);
+            return;
+        };
+        let (begin, end) = bio.data().passdown_blocks;
+        if self.release_run(begin, end) {
+            self.continue_discard(ws, &thin, bio);
+        } else {
+            self.end_discard(ws, &thin, bio, BlkStatus::IOERR);
+        }
+    }
+
+    /// Unmaps the discard's mapped runs from its next block on, until a run
+    /// is passed down (the bio comes back to [`PoolCore::finish_passdown`])
+    /// or none is left (the bio completes).
+    fn continue_discard(&self, ws: &mut WorkState, thin: &Arc<Thin>, mut bio: Bio<ThinBio>) {
+        let (_, end) = self.discard_blocks(&bio);
+        let passdown = self.lock().pf.discard_passdown && self.data.discard_supported();
+        let status = loop {
+            let cur = bio.data().discard_next;
+            let mut st = self.lock();
+            let run = match st.pmd.find_mapped_range(thin.id, cur, end) {
+                Ok(Some(run)) => run,
+                Ok(None) => break BlkStatus::OK,
+                Err(e) => {
+                    st.metadata_operation_failed(self.name(), "dm_thin_find_mapped_range", e);
+                    break BlkStatus::IOERR;
+                }
+            };
+            let data_end = run.pool_begin + (run.thin_end - run.thin_begin);
+            let r = if passdown {
+                st.pmd.inc_data_range(run.pool_begin, data_end)
+            } else {
+                Ok(())
             }
+            .and_then(|()| st.pmd.remove_range(thin.id, run.thin_begin, run.thin_end).map(|_| ()));
+            if let Err(e) = r {
+                st.metadata_operation_failed(self.name(), "dm_thin_remove_range", e);
+                break BlkStatus::IOERR;
+            }
+            drop(st);
+            bio.data_mut().discard_next = run.thin_end;
+            if passdown {
+                match self.pass_down(thin, bio, run.pool_begin, data_end) {
+                    None => return,
+                    Some(b) => bio = b,
+                }
+                if !self.release_run(run.pool_begin, data_end) {
+                    break BlkStatus::IOERR;
+                }
+            }
+        };
+        self.end_discard(ws, thin, bio, status);
+    }
+
+    /// Discards the data blocks of `begin..end` that nothing references
+    /// (a block still shared with a snapshot is never discarded), chained
+    /// to `bio`; gives the bio back if there is none.
+    fn pass_down(&self, thin: &Arc<Thin>, mut bio: Bio<ThinBio>, begin: u64, end: u64) -> Option<Bio<ThinBio>> {
+        let shared = |b: u64| self.lock().pmd.block_is_shared(b).unwrap_or(true);
+        let Some(mut b) = (begin..end).find(|&b| !shared(b)) else {
+            return Some(bio);
+        };
+        {
+            let mut d = bio.data_mut();
+            d.passdown_blocks = (begin, end);
+            d.thin = Some(thin.clone());
+            d.passdown.store(true, Ordering::SeqCst);
+        }
+        let bs = self.bs();
+        let mut chain = bio.chain_discards(&self.data);
+        while b < end {
             let start = b;
             while b < end && !shared(b) {
                 b += 1;
             }
-            if let Err(e) = self.data.discard(start * bs, (b - start) * bs) {
-                pr_warn!("{}: discard passdown failed: {}\n", self.name(), e.to_errno());
+            chain.discard(start * bs, (b - start) * bs);
+            while b < end && shared(b) {
+                b += 1;
+            }
+        }
+        None
+    }
+
+    /// Drops the extra reference a run's data blocks held for passdown;
+    /// false if the metadata failed.
+    fn release_run(&self, begin: u64, end: u64) -> bool {
+        let mut st = self.lock();
+        match st.pmd.dec_data_range(begin, end) {
+            Ok(()) => true,
+            Err(e) => {
+                st.metadata_operation_failed(self.name(), "dm_pool_dec_data_range", e);
+                false
             }
         }
     }
 
+    /// Releases the discard's range from the prison and completes it.
+    fn end_discard(&self, ws: &mut WorkState, thin: &Arc<Thin>, bio: Bio<ThinBio>, status: BlkStatus) {
+        let (begin, end) = self.discard_blocks(&bio);
+        let waiters = self.prison.lock().release(thin.id, begin, end);
+        self.release_waiters(ws, thin, waiters, None);
+        bio.endio(status);
+    }
 }

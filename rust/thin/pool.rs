@@ -165,6 +165,9 @@ pub struct PoolCore {
     /// Whole-block overwrites that completed, for the worker to map.
     #[pin]
     pub(crate) overwrite_done: SpinLockIrq<BioList<ThinBio>>,
+    /// Discards whose passdown to the data device finished.
+    #[pin]
+    pub(crate) passdown_done: SpinLockIrq<BioList<ThinBio>>,
     /// Mappings whose zeroing or copy finished (kcopyd).
     #[pin]
     pub(crate) prepared: SpinLock<JobList>,
@@ -445,6 +448,7 @@ impl Pool {
                 state <- new_mutex!(state),
                 deferred <- new_spinlock_irq!(BioList::new()),
                 overwrite_done <- new_spinlock_irq!(BioList::new()),
+                passdown_done <- new_spinlock_irq!(BioList::new()),
                 retry <- new_spinlock_irq!(BioList::new()),
                 prepared <- new_spinlock!(JobList::new()),
                 prison <- new_spinlock_irq!(prison),

@@ -42,4 +42,12 @@ pub struct ThinBio {
     pub hook_block: u64,
     /// With `hook`: whether the write succeeded.
     pub ok: bool,
+    /// A discard whose passdown is in flight: its completion goes to the
+    /// worker, which carries on with the rest of the discard.
+    pub passdown: AtomicBool,
+    /// A discard: the next virtual block to unmap.
+    pub discard_next: u64,
+    /// With `passdown`: the data blocks it covers (kept allocated until it
+    /// is done).
+    pub passdown_blocks: (u64, u64),
 }

@@ -231,17 +231,22 @@ impl Target for ThinTarget {
         }
     }
 
-    /// C `thin_endio`: uncount the bio, and hand whole-block overwrites to
-    /// the worker, which maps the block before completing them.
+    /// C `thin_endio`: uncount the bio, and hand whole-block overwrites
+    /// (and discards whose passdown finished) back to the worker, which
+    /// maps the block (or goes on with the discard) before completing them.
     fn end_io<'a>(
         &self,
         _ti: &TargetRef<'_>,
         bio: EndIoBio<'a, ThinBio>,
         status: &mut BlkStatus,
     ) -> Ended<'a> {
-        let (epoch, hook) = {
+        let (epoch, hook, passdown) = {
             let d = bio.data();
-            (d.epoch.swap(0, Ordering::SeqCst), d.hook.swap(false, Ordering::SeqCst))
+            (
+                d.epoch.swap(0, Ordering::SeqCst),
+                d.hook.swap(false, Ordering::SeqCst),
+                d.passdown.swap(false, Ordering::SeqCst),
+            )
         };
         let pool = &self.thin.pool;
         if epoch != 0 {
@@ -251,6 +256,14 @@ impl Target for ThinTarget {
             let (mut b, ended) = bio.take();
             b.data_mut().ok = status.is_ok();
             pool.core().overwrite_done.lock().push(b);
+            pool.wake();
+            return ended;
+        }
+        if passdown {
+            // The data device's discards are done (their errors do not
+            // matter, as in C `passdown_endio`).
+            let (b, ended) = bio.take();
+            pool.core().passdown_done.lock().push(b);
             pool.wake();
             return ended;
         }

@@ -2,10 +2,11 @@
 //! bios `map` could not remap at once, and the mappings they lead to.
 //!
 //! Each run, in order: mappings whose zeroing or copy finished (kcopyd),
-//! whole-block overwrites that completed, then the deferred bios (reads of
-//! unmapped blocks, provisioning, breaking sharing, discards, flushes), and
-//! last one commit for every flush or FUA bio that needs one (they share
-//! it), or the periodic commit the waker asked for.
+//! whole-block overwrites that completed, discards whose passdown finished,
+//! then the deferred bios (reads of unmapped blocks, provisioning, breaking
+//! sharing, discards, flushes), and last one commit for every flush or FUA
+//! bio that needs one (they share it), or the periodic commit the waker
+//! asked for.
 //!
 //! Everything here runs on the pool's ordered workqueue in a [`NoIo`]
 //! scope. The pool's state mutex is taken per metadata operation, so `map`
@@ -55,6 +56,11 @@ impl PoolCore {
         let mut done = self.overwrite_done.lock().take();
         while let Some(bio) = done.pop() {
             self.finish_overwrite(&mut ws, bio);
+        }
+
+        let mut passed = self.passdown_done.lock().take();
+        while let Some(bio) = passed.pop() {
+            self.finish_passdown(&mut ws, bio);
         }
 
         let mut bios = self.deferred.lock().take();
