@@ -278,12 +278,16 @@ fn metadata_threshold_is_edge_triggered() {
     let free = p.tm.nr_free();
     p.tm.set_metadata_threshold(free - 100);
     let mut n = 0;
+    let mut held = Vec::new();
     loop {
         let w = p.tm.new_block(&NOOP_VALIDATOR).unwrap();
+        held.push(w.location());
         p.tm.bm().unlock_write(w);
         n += 1;
-        if p.tm.take_threshold_event() {
-            break;
+        match p.tm.take_threshold_events() {
+            0 => {}
+            1 => break,
+            e => panic!("{e} events for one crossing"),
         }
         assert!(n < 200);
     }
@@ -292,7 +296,25 @@ fn metadata_threshold_is_edge_triggered() {
     assert!(p.tm.nr_free() <= free - 100);
     for _ in 0..10 {
         let w = p.tm.new_block(&NOOP_VALIDATOR).unwrap();
+        held.push(w.location());
         p.tm.bm().unlock_write(w);
-        assert!(!p.tm.take_threshold_event(), "fires once per crossing");
+        assert_eq!(p.tm.take_threshold_events(), 0, "fires once per crossing");
     }
+    // Back above the threshold (blocks freed and committed) and down
+    // again, twice before a poll: two events.
+    let mut crossings = 0;
+    for _ in 0..2 {
+        for b in held.drain(..50) {
+            p.tm.dec(b).unwrap();
+        }
+        p.commit();
+        assert!(p.tm.nr_free() > free - 100);
+        while p.tm.nr_free() > free - 100 {
+            let w = p.tm.new_block(&NOOP_VALIDATOR).unwrap();
+            held.push(w.location());
+            p.tm.bm().unlock_write(w);
+        }
+        crossings += 1;
+    }
+    assert_eq!(p.tm.take_threshold_events(), crossings);
 }

@@ -50,7 +50,7 @@
 //!
 //! // Metadata low-water mark, polled after allocations:
 //! tm.set_metadata_threshold(threshold_blocks);
-//! if tm.take_threshold_event() { /* raise the dm event */ }
+//! for _ in 0..tm.take_threshold_events() { /* raise the dm event */ }
 //!
 //! // Non-blocking lookup (fails with Error::WouldBlock on a cache miss):
 //! let v = tree.lookup(&mut tm.non_blocking(), root, &[42])?;
@@ -88,7 +88,7 @@
 //! | `dm_tm_pre_commit` / `dm_tm_commit` | `TransactionManager::pre_commit` / `commit` |
 //! | `dm_tm_create_non_blocking_clone` | `TransactionManager::non_blocking` |
 //! | `dm_sm_disk_create` / `open`, `dm_sm_*` | [`space_map::DiskSpaceMap`] (`new_block` gives `Option`) |
-//! | metadata space map, threshold callback | `TransactionManager::nr_free`, `set_metadata_threshold`, `take_threshold_event` |
+//! | metadata space map, threshold callback | `TransactionManager::nr_free`, `set_metadata_threshold`, `take_threshold_events` |
 //! | `dm_btree_empty` / `lookup` / `insert_notify` / `remove` / `remove_leaves` / `lookup_next` / `find_highest_key` / `del` | [`btree::Btree`] |
 
 #![deny(unsafe_code)]

@@ -354,14 +354,15 @@ impl<D: BlockDevice> TransactionManager<D> {
 
     /// Arms the metadata low-space event at `blocks` free blocks
     /// (`dm_sm_register_threshold_callback`; poll with
-    /// [`Self::take_threshold_event`]).
+    /// [`Self::take_threshold_events`]).
     pub fn set_metadata_threshold(&mut self, blocks: u64) {
         self.sm.set_threshold(blocks);
     }
 
-    /// Whether free metadata dropped to the threshold since the last call.
-    pub fn take_threshold_event(&mut self) -> bool {
-        self.sm.take_threshold_event()
+    /// How many times free metadata dropped to the threshold since the
+    /// last call.
+    pub fn take_threshold_events(&mut self) -> u32 {
+        self.sm.take_threshold_events()
     }
 
     /// Grows the metadata space map by `extra` blocks (`dm_sm_extend`).

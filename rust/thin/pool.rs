@@ -319,7 +319,8 @@ impl PoolState {
         }
         self.check_for_metadata_space(name);
         self.check_for_data_space(name);
-        if self.pmd.take_metadata_threshold_event() {
+        // C raises one event per crossing, from the space map's callback.
+        for _ in 0..self.pmd.take_metadata_threshold_events() {
             pr_warn!("{}: reached low water mark for metadata device: sending event.\n", name);
             self.notify();
         }

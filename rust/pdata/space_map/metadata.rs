@@ -360,12 +360,14 @@ pub struct MetadataSpaceMap {
 
 /// An edge-triggered low-free-space threshold (`struct threshold`): the
 /// event fires when the free count drops to or below the threshold, and
-/// again only after it went back above. Polled instead of a callback.
+/// again only after it went back above. Polled instead of a callback: the
+/// crossings since the last poll are counted, so the pool raises as many
+/// events as C's callback would.
 #[derive(Default, Clone, Copy)]
 struct Threshold {
     threshold: Option<u64>,
     current: Option<u64>,
-    event: bool,
+    events: u32,
 }
 
 impl Threshold {
@@ -376,7 +378,7 @@ impl Threshold {
     fn check(&mut self, v: u64) {
         let already = matches!(self.current, Some(c) if self.below(c));
         if self.below(v) && !already {
-            self.event = true;
+            self.events = self.events.saturating_add(1);
         }
         self.current = Some(v);
     }
@@ -389,13 +391,13 @@ impl MetadataSpaceMap {
         self.threshold = Threshold {
             threshold: Some(blocks),
             current: None,
-            event: false,
+            events: 0,
         };
     }
 
-    /// Whether the threshold was crossed since the last call (clears it).
-    pub fn take_threshold_event(&mut self) -> bool {
-        core::mem::replace(&mut self.threshold.event, false)
+    /// How many times the threshold was crossed since the last call.
+    pub fn take_threshold_events(&mut self) -> u32 {
+        core::mem::replace(&mut self.threshold.events, 0)
     }
 
     fn split<'a, D: BlockDevice>(

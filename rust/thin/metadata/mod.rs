@@ -66,7 +66,7 @@
 //! pmd.resize_data_dev(data_dev_blocks)?;       // preresume, then commit
 //! pmd.commit()?;
 //! pmd.register_metadata_threshold(low_water)?; // poll
-//! //   pmd.take_metadata_threshold_event() after metadata changes.
+//! //   pmd.take_metadata_threshold_events() after metadata changes.
 //!
 //! // Messages: create_thin / create_snap / delete / set_transaction_id /
 //! // reserve_metadata_snap / release_metadata_snap.

@@ -953,7 +953,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
 
     /// `dm_pool_register_metadata_threshold`: watch for free metadata
     /// blocks dropping to `threshold`. The C callback becomes polling: the
-    /// pool calls [`Self::take_metadata_threshold_event`] after changes.
+    /// pool calls [`Self::take_metadata_threshold_events`] after changes.
     pub fn register_metadata_threshold(&mut self, threshold: u64) -> Result<()> {
         let pd = self.pd()?;
         pd.tm.set_metadata_threshold(threshold);
@@ -961,12 +961,12 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(())
     }
 
-    /// Whether free metadata dropped to the registered threshold since the
-    /// last call (once per crossing).
-    pub fn take_metadata_threshold_event(&mut self) -> bool {
+    /// How many times free metadata dropped to the registered threshold
+    /// since the last call (once per crossing).
+    pub fn take_metadata_threshold_events(&mut self) -> u32 {
         match self.pd.as_mut() {
-            Some(pd) => pd.tm.take_threshold_event(),
-            None => false,
+            Some(pd) => pd.tm.take_threshold_events(),
+            None => 0,
         }
     }
 
