@@ -101,7 +101,7 @@ impl PoolCore {
             drop(st);
             bio.data_mut().discard_next = run.thin_end;
             if passdown {
-                match self.pass_down(thin, bio, run.pool_begin, data_end) {
+                match self.pass_down(thin, bio, run.pool_begin, data_end, run.maybe_shared) {
                     None => return,
                     Some(b) => bio = b,
                 }
@@ -114,10 +114,18 @@ impl PoolCore {
     }
 
     /// Discards the data blocks of `begin..end` that nothing references
-    /// (a block still shared with a snapshot is never discarded), chained
-    /// to `bio`; gives the bio back if there is none.
-    fn pass_down(&self, thin: &Arc<Thin>, mut bio: Bio<ThinBio>, begin: u64, end: u64) -> Option<Bio<ThinBio>> {
-        let shared = |b: u64| self.lock().pmd.block_is_shared(b).unwrap_or(true);
+    /// (a block still shared with a snapshot is never discarded; each is
+    /// checked only if the run may be shared), chained to `bio`; gives the
+    /// bio back if there is none.
+    fn pass_down(
+        &self,
+        thin: &Arc<Thin>,
+        mut bio: Bio<ThinBio>,
+        begin: u64,
+        end: u64,
+        maybe_shared: bool,
+    ) -> Option<Bio<ThinBio>> {
+        let shared = |b: u64| maybe_shared && self.lock().pmd.block_is_shared(b).unwrap_or(true);
         let Some(mut b) = (begin..end).find(|&b| !shared(b)) else {
             return Some(bio);
         };
@@ -129,17 +137,19 @@ impl PoolCore {
         }
         let bs = self.bs();
         let mut chain = bio.chain_discards(&self.data);
-        while b < end {
+        // Each block is looked at once: `b` starts an unshared run.
+        loop {
             let start = b;
+            b += 1;
             while b < end && !shared(b) {
                 b += 1;
             }
             chain.discard(start * bs, (b - start) * bs);
-            while b < end && shared(b) {
-                b += 1;
+            match (b + 1..end).find(|&x| !shared(x)) {
+                Some(next) => b = next,
+                None => return None,
             }
         }
-        None
     }
 
     /// Drops the extra reference a run's data blocks held for passdown;
