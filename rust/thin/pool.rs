@@ -44,8 +44,12 @@ use kernel::error::code;
 use kernel::prelude::*;
 use kernel::sync::{new_mutex, new_spinlock, new_spinlock_irq, Arc, Mutex, SpinLock, SpinLockIrq};
 
-/// The largest metadata device C uses (`THIN_METADATA_MAX_SECTORS`).
-pub const THIN_METADATA_MAX_SECTORS: u64 = 255 * (1 << 14) * 8;
+/// The largest metadata device C uses (`THIN_METADATA_MAX_SECTORS`, that
+/// is `DM_SM_METADATA_MAX_SECTORS`: 255 bitmaps of `(1 << 14) - 64` blocks).
+pub const THIN_METADATA_MAX_SECTORS: u64 = 255 * ((1 << 14) - 64) * 8;
+/// Above this size C warns that the excess of a metadata device will not be
+/// used (`THIN_METADATA_MAX_SECTORS_WARNING`: 16 GiB).
+pub const THIN_METADATA_MAX_SECTORS_WARNING: u64 = 16 * (1024 * 1024 * 1024 >> 9);
 /// How often the waker looks for changes to commit (C `COMMIT_PERIOD`).
 pub const COMMIT_PERIOD_MS: u32 = 1000;
 
@@ -445,7 +449,8 @@ impl Pool {
                 block_size,
                 name: Name::new(name),
                 data,
-                suspended: AtomicBool::new(false),
+                // C `pool_create`: suspended until its first resume.
+                suspended: AtomicBool::new(true),
                 state <- new_mutex!(state),
                 deferred <- new_spinlock_irq!(BioList::new()),
                 overwrite_done <- new_spinlock_irq!(BioList::new()),

@@ -2,7 +2,7 @@
 //! line over a [`Pool`] it finds or creates, binds on resume, and releases
 //! when its table goes.
 
-use super::pool::{Pool, PoolMode, THIN_METADATA_MAX_SECTORS};
+use super::pool::{Pool, PoolMode, THIN_METADATA_MAX_SECTORS, THIN_METADATA_MAX_SECTORS_WARNING};
 use super::pool_table::{PoolKey, SharedPools};
 use super::pool_message::pool_message;
 use super::table_line::{self, msg, PoolFeatures};
@@ -11,6 +11,7 @@ use crate::dm::{
     StatusWriter, TableEvent, Target, TargetCtx, TargetRef,
 };
 use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -23,6 +24,10 @@ pub struct PoolTarget {
     low_water_blocks: u64,
     /// The features as the table line gave them (`pt->requested_pf`).
     requested: PoolFeatures,
+    /// Whether `io_hints` turned discard passdown off because the data
+    /// device cannot take the discards (the one way C's `pt->adjusted_pf`
+    /// departs from `requested_pf` before the bind).
+    passdown_disabled: AtomicBool,
     events: TableEvent,
 }
 
@@ -38,6 +43,37 @@ impl PoolTarget {
     /// once device-mapper holds it).
     fn id(&self) -> usize {
         self as *const Self as usize
+    }
+
+    /// C `pt->adjusted_pf`: the features the pool takes when this table
+    /// binds.
+    fn adjusted(&self) -> PoolFeatures {
+        let mut pf = self.requested;
+        if self.passdown_disabled.load(Ordering::Acquire) {
+            pf.discard_passdown = false;
+        }
+        pf
+    }
+
+    /// C `disable_discard_passdown_if_not_supported`: passdown needs a data
+    /// device that takes discards of at least a block.
+    fn disable_discard_passdown_if_not_supported(&self) {
+        if !self.adjusted().discard_passdown {
+            return;
+        }
+        let max = self.data_dev.max_discard_sectors().unwrap_or(0);
+        let reason = if max == 0 {
+            "discard unsupported"
+        } else if max < self.pool.core().block_size() {
+            "max discard sectors smaller than a block"
+        } else {
+            return;
+        };
+        if let Some(name) = self.data_dev.bdev_name() {
+            pr_warn!("Data device ({}) {}: Disabling discard passdown.
+", name, reason);
+        }
+        self.passdown_disabled.store(true, Ordering::Release);
     }
 
     /// C `calc_metadata_threshold`: 4 MiB or a quarter of the device.
@@ -109,6 +145,7 @@ impl PoolTarget {
                 pr_err!("{}: unable to grow the metadata device until repaired.\n", name);
                 return Ok(need_commit);
             }
+            warn_if_metadata_device_too_big(&self.metadata_dev);
             pr_info!(
                 "{}: growing the metadata device from {} to {} blocks\n",
                 name,
@@ -168,13 +205,7 @@ impl Target for PoolTarget {
                 msg: msg::METADATA_DEV,
                 err,
             })?;
-        if metadata_dev.nr_sectors().unwrap_or(0) > THIN_METADATA_MAX_SECTORS {
-            pr_warn!(
-                "Metadata device {} is larger than {} sectors: excess space will not be used.\n",
-                metadata_dev.dev_t(),
-                THIN_METADATA_MAX_SECTORS
-            );
-        }
+        warn_if_metadata_device_too_big(&metadata_dev);
         let data_dev = ctx
             .get_device(data_path, Mode::READ_WRITE)
             .map_err(|err| CtrError {
@@ -208,6 +239,7 @@ impl Target for PoolTarget {
             data_dev,
             low_water_blocks,
             requested: features,
+            passdown_disabled: AtomicBool::new(false),
             events,
         };
         // From here on, dropping `target` releases the pool (its Drop), which
@@ -320,7 +352,7 @@ impl Target for PoolTarget {
     fn preresume(&self, ti: &TargetRef<'_>) -> Result {
         let _noio = NoIo::enter();
         self.pool
-            .bind(self.id(), self.requested, self.low_water_blocks, self.events.clone());
+            .bind(self.id(), self.adjusted(), self.low_water_blocks, self.events.clone());
         let r = match self.maybe_resize(ti) {
             Ok(true) => {
                 let core = self.pool.core();
@@ -374,11 +406,25 @@ impl Target for PoolTarget {
             limits.set_io_opt(bs << 9);
         }
         if self.requested.discard_enabled {
-            if !self.requested.discard_passdown {
+            self.disable_discard_passdown_if_not_supported();
+            if !self.adjusted().discard_passdown {
                 limits.set_max_hw_discard_sectors(0);
             }
         } else {
             limits.set_discard_granularity(0);
+        }
+    }
+}
+
+/// C `warn_if_metadata_device_too_big`.
+fn warn_if_metadata_device_too_big(dev: &DmDev) {
+    if dev.nr_sectors().unwrap_or(0) > THIN_METADATA_MAX_SECTORS_WARNING {
+        if let Some(name) = dev.bdev_name() {
+            pr_warn!(
+                "Metadata device {} is larger than {} sectors: excess space will not be used.\n",
+                name,
+                THIN_METADATA_MAX_SECTORS
+            );
         }
     }
 }
