@@ -247,6 +247,19 @@ void dmrs_discard_end(struct bio *parent, struct bio *last)
 	bio_endio(parent);
 }
 
+unsigned int dmrs_bdev_max_discard_sectors(struct block_device *bdev)
+{
+	return bdev_max_discard_sectors(bdev);
+}
+
+/* The name printk's %pg gives the device; the length it has (snprintf). */
+size_t dmrs_bdev_name(struct block_device *bdev, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%pg", bdev);
+
+	return n < 0 ? 0 : n;
+}
+
 bool dmrs_bdev_discard_supported(struct block_device *bdev)
 {
 	return bdev_max_discard_sectors(bdev) > 0;

@@ -199,6 +199,29 @@ impl DmDev {
         Some(unsafe { bindings::dmrs_bdev_nr_sectors(raw.bdev.as_ptr()) })
     }
 
+    /// `bdev_max_discard_sectors`: the largest discard the device takes, in
+    /// sectors; 0 when it takes none. `None` once the table put the device.
+    pub fn max_discard_sectors(&self) -> Option<u32> {
+        let raw = self.raw.try_access()?;
+        // SAFETY: the block device of a held, unrevoked dm_dev is valid.
+        Some(unsafe { bindings::dmrs_bdev_max_discard_sectors(raw.bdev.as_ptr()) })
+    }
+
+    /// The device's name as printk's `%pg` prints it (`vdb`, `dm-3`,
+    /// `nvme0n1p2`), for log lines that read as C's. `None` once the table
+    /// put the device.
+    pub fn bdev_name(&self) -> Option<BdevName> {
+        let raw = self.raw.try_access()?;
+        let mut name = BdevName { buf: [0; 32], len: 0 };
+        // SAFETY: the block device of a held, unrevoked dm_dev is valid;
+        // the buffer is writable for its whole length.
+        let n = unsafe {
+            bindings::dmrs_bdev_name(raw.bdev.as_ptr(), name.buf.as_mut_ptr().cast(), name.buf.len())
+        };
+        name.len = n.min(name.buf.len() - 1);
+        Some(name)
+    }
+
     /// The mapped device this device is, if it is a device-mapper device.
     /// The reference `dm_get_md` takes is dropped before returning, as
     /// `thin_ctr` does: an [`MdId`] is only an identity. Sleeps.
@@ -213,5 +236,25 @@ impl DmDev {
         // SAFETY: drops the reference dm_get_md took just above.
         unsafe { bindings::dm_put(md) };
         Some(id)
+    }
+}
+
+/// A block device's name (see [`DmDev::bdev_name`]).
+pub struct BdevName {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl core::fmt::Display for BdevName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let bytes = self.buf.get(..self.len).unwrap_or(&[]);
+        f.write_str(core::str::from_utf8(bytes).unwrap_or("?"))
+    }
+}
+
+// For the kernel's `pr_*!` macros, which format through their own trait.
+impl kernel::fmt::Display for BdevName {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self, f)
     }
 }

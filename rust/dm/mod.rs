@@ -26,7 +26,7 @@ pub use args::Args;
 pub use bio::{Bio, BioList, BlkStatus, EndIoBio, Ended, MapBio, Mapped, Op};
 pub use block_io::{BdevFile, SECTOR_SIZE};
 pub use checksum::crc32c;
-pub use device::{DevT, DmDev, MdId, Mode};
+pub use device::{BdevName, DevT, DmDev, MdId, Mode};
 pub use discard_chain::DiscardChain;
 pub use kcopyd::{KcopydClient, KcopydDone};
 pub use limits::QueueLimits;
