@@ -35,7 +35,7 @@ fn format_then_open_needs_same_block_size() {
     let dev = p.into_device().unwrap();
     assert_eq!(
         PoolMetadata::open(dev.clone(), 64, false).err(),
-        Some(Error::DataBlockSizeMismatch)
+        Some(Error::DataBlockSizeMismatch { on_disk: 128 })
     );
     let p = PoolMetadata::open(dev, 128, true).unwrap(); // not reformatted
     assert_eq!(p.data_dev_size().unwrap(), 100);

@@ -252,7 +252,7 @@ fn superblock_validator_errors_are_distinct() {
     // Wrong data block size.
     assert_eq!(
         PoolMetadata::open(dev.clone(), 256, false).err(),
-        Some(Error::DataBlockSizeMismatch)
+        Some(Error::DataBlockSizeMismatch { on_disk: 128 })
     );
     // All zeroes: unformatted unless formatting is asked for.
     assert_eq!(

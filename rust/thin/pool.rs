@@ -638,9 +638,10 @@ impl Pool {
 
 fn log_open_error(name: &CStr, e: MdError, block_size: u32) {
     match e {
-        MdError::DataBlockSizeMismatch => pr_err!(
-            "{}: changing the data block size (to {}) is not supported\n",
-            name.to_str().unwrap_or("?"),
+        // dm-thin-metadata's line, which names no device.
+        MdError::DataBlockSizeMismatch { on_disk } => pr_err!(
+            "changing the data block size (from {} to {}) is not supported\n",
+            on_disk,
             block_size
         ),
         MdError::SuperblockBadMagic | MdError::SuperblockBadChecksum | MdError::SuperblockBadBlocknr => {

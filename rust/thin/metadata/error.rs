@@ -22,8 +22,12 @@ pub enum Error {
     UnsupportedIncompatFeatures,
     /// Unknown read-only-compatible features are set and we open for writing.
     UnsupportedCompatRoFeatures,
-    /// The superblock's data block size differs from the one asked for.
-    DataBlockSizeMismatch,
+    /// The superblock's data block size (`on_disk`, in sectors) differs
+    /// from the one asked for.
+    DataBlockSizeMismatch {
+        /// The size the metadata was made with.
+        on_disk: u32,
+    },
     /// The metadata device is unformatted and formatting was not asked for
     /// (`-EPERM`).
     Unformatted,

@@ -258,7 +258,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         };
         if let Some(dbs) = data_block_size {
             if sb.data_block_size != dbs {
-                return Err(Error::DataBlockSizeMismatch);
+                return Err(Error::DataBlockSizeMismatch {
+                    on_disk: sb.data_block_size,
+                });
             }
         }
         sb.check_features(read_only)?;

@@ -89,6 +89,7 @@ $(sectors $DATA) 2048 linear $DATA2 0"
     pool_error "Error creating metadata object" \
         dmsetup create big --table "0 $(sectors $DATA) $POOL_TARGET $META $DATA 128 0"
     dmsetup info big >/dev/null 2>&1 && fail "pool created with another block size"
+    logged "changing the data block size (from 2097152 to 128) is not supported"
     assert_eq "$(dump_devices $META)" "1:0" "metadata untouched by the refused block size"
     assert_eq "$(dump_attr data_block_size)" "2097152" "block size on disk"
     wipe_meta
