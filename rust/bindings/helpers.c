@@ -22,6 +22,7 @@
 #include <linux/vmalloc.h>
 #include <linux/sched/mm.h>
 #include <linux/dm-kcopyd.h>
+#include <linux/wait_bit.h>
 
 #include "bindings_helper.h"
 
@@ -245,6 +246,19 @@ void dmrs_discard_end(struct bio *parent, struct bio *last)
 	}
 	parent->bi_status = BLK_STS_OK;
 	bio_endio(parent);
+}
+
+/* A count the worker sleeps on until it is zero (rust/dm/inflight.rs). */
+void dmrs_wait_var_zero(unsigned long *count)
+{
+	wait_var_event(count, READ_ONCE(*count) == 0);
+}
+
+void dmrs_wake_up_var(unsigned long *count)
+{
+	/* The count's atomic update is ordered before the waiter check. */
+	smp_mb();
+	wake_up_var(count);
 }
 
 unsigned int dmrs_bdev_max_discard_sectors(struct block_device *bdev)

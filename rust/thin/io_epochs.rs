@@ -9,15 +9,19 @@
 //! [`IoEpochs::drain`]s: it flips the epoch and waits for the old one to
 //! empty. A bio counted before the flip is waited for; one counted after it
 //! sees the cell and waits in it.
+//!
+//! Unlike C's deferred set, which queues the waiting job and lets the
+//! worker go on, the drain sleeps (the last completion of the old epoch
+//! wakes it): the worker waits for bios already on their way to the data
+//! device, never for anything that needs the worker.
 
+use crate::dm::Inflight;
 use core::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use kernel::time::delay::fsleep;
-use kernel::time::Delta;
 
 /// Two epoch counters and the current epoch.
 pub struct IoEpochs {
     current: AtomicUsize,
-    counts: [AtomicUsize; 2],
+    counts: [Inflight; 2],
 }
 
 /// The epoch a bio was counted in (1 or 2; 0 in per-bio data means none).
@@ -28,7 +32,7 @@ impl IoEpochs {
     pub const fn new() -> Self {
         IoEpochs {
             current: AtomicUsize::new(0),
-            counts: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            counts: [Inflight::new(), Inflight::new()],
         }
     }
 
@@ -36,19 +40,19 @@ impl IoEpochs {
     pub fn enter(&self) -> Epoch {
         loop {
             let e = self.current.load(SeqCst) & 1;
-            self.counts[e].fetch_add(1, SeqCst);
+            self.counts[e].inc();
             if self.current.load(SeqCst) & 1 == e {
                 return e as Epoch + 1;
             }
             // The worker flipped meanwhile: count in the new epoch instead.
-            self.counts[e].fetch_sub(1, SeqCst);
+            self.counts[e].dec();
         }
     }
 
     /// Uncounts a bio counted by [`IoEpochs::enter`].
     pub fn exit(&self, e: Epoch) {
         if let Some(c) = self.counts.get(usize::from(e).wrapping_sub(1)) {
-            c.fetch_sub(1, SeqCst);
+            c.dec();
         }
     }
 
@@ -56,8 +60,6 @@ impl IoEpochs {
     /// has completed. Worker only (one drain at a time). Sleeps.
     pub fn drain(&self) {
         let old = self.current.fetch_add(1, SeqCst) & 1;
-        while self.counts[old].load(SeqCst) != 0 {
-            fsleep(Delta::from_micros(50));
-        }
+        self.counts[old].wait_zero();
     }
 }
