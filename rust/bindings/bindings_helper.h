@@ -63,6 +63,7 @@ int dmrs_flush_bdev(struct block_device *bdev);
 void dmrs_zero_fill_bio(struct bio *bio);
 void dmrs_discard_add(struct block_device *bdev, sector_t sector, sector_t nr, struct bio **last);
 void dmrs_discard_end(struct bio *parent, struct bio *last);
+void dmrs_dm_log(int level, const char *prefix, const char *msg);
 void dmrs_wait_var_zero(unsigned long *count);
 void dmrs_wake_up_var(unsigned long *count);
 unsigned int dmrs_bdev_max_discard_sectors(struct block_device *bdev);

@@ -248,6 +248,21 @@ void dmrs_discard_end(struct bio *parent, struct bio *last)
 	bio_endio(parent);
 }
 
+/* A line as DMERR, DMWARN and DMINFO print it, with the given prefix. */
+void dmrs_dm_log(int level, const char *prefix, const char *msg)
+{
+	switch (level) {
+	case 0:
+		printk(KERN_ERR DM_NAME ": %s: %s\n", prefix, msg);
+		break;
+	case 1:
+		printk(KERN_WARNING DM_NAME ": %s: %s\n", prefix, msg);
+		break;
+	default:
+		printk(KERN_INFO DM_NAME ": %s: %s\n", prefix, msg);
+	}
+}
+
 /* A count the worker sleeps on until it is zero (rust/dm/inflight.rs). */
 void dmrs_wait_var_zero(unsigned long *count)
 {

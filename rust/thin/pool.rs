@@ -25,6 +25,7 @@
 //! Locking: the table's mutex, then a pool's state mutex, then the bound
 //! target's table-event mutex. The state mutex is held across metadata I/O.
 
+use crate::dm::{dmerr, dmerr_metadata, dminfo, dmwarn};
 use super::io_epochs::IoEpochs;
 use super::mapping::JobList;
 use super::metadata::{Error as MdError, PoolMetadata};
@@ -222,7 +223,7 @@ impl PoolState {
     pub fn set_mode(&mut self, name: &str, requested_error_if_no_space: bool, mut new: PoolMode) {
         let old = self.mode;
         if new == PoolMode::Write && self.pmd.needs_check() {
-            pr_err!("{}: unable to switch pool to write mode until repaired.\n", name);
+            dmerr!("{}: unable to switch pool to write mode until repaired.", name);
             new = if old != new { old } else { PoolMode::ReadOnly };
         }
         if old == PoolMode::Fail {
@@ -246,7 +247,7 @@ impl PoolState {
                 (PoolMode::OutOfDataSpace, true) => " (error IO)",
                 _ => "",
             };
-            pr_info!("{}: switching pool to {}{} mode\n", name, new.desc(), extra);
+            dminfo!("{}: switching pool to {}{} mode", name, new.desc(), extra);
         }
     }
 
@@ -254,7 +255,7 @@ impl PoolState {
     /// fall to the low water mark (re-armed on resume).
     pub fn check_low_water_mark(&mut self, name: &str, free: u64) {
         if free <= self.low_water_blocks && !self.low_water_triggered {
-            pr_warn!("{}: reached low water mark for data device: sending event.\n", name);
+            dmwarn!("{}: reached low water mark for data device: sending event.", name);
             self.low_water_triggered = true;
             self.notify();
         }
@@ -274,7 +275,7 @@ impl PoolState {
         }
         self.pf.error_if_no_space = true;
         self.notify();
-        pr_info!("{}: switching pool to out-of-data-space (error IO) mode\n", name);
+        dminfo!("{}: switching pool to out-of-data-space (error IO) mode", name);
         true
     }
 
@@ -284,24 +285,24 @@ impl PoolState {
 
     /// C `abort_transaction`.
     fn abort_transaction(&mut self, name: &str) {
-        pr_err!("{}: aborting current metadata transaction\n", name);
+        dmerr!("{}: aborting current metadata transaction", name);
         let eins = self.requested_eins();
         if self.pmd.abort().is_err() {
-            pr_err!("{}: failed to abort metadata transaction\n", name);
+            dmerr!("{}: failed to abort metadata transaction", name);
             self.set_mode(name, eins, PoolMode::Fail);
         }
         // As in C, the flag counts once it is set in core: if writing the
         // superblock fails now, it is written again when the pool closes.
         if self.pmd.set_needs_check().is_err() && !self.pmd.needs_check() {
-            pr_err!("{}: failed to set 'needs_check' flag in metadata\n", name);
+            dmerr!("{}: failed to set 'needs_check' flag in metadata", name);
             self.set_mode(name, eins, PoolMode::Fail);
         }
     }
 
     /// C `metadata_operation_failed`.
     pub fn metadata_operation_failed(&mut self, name: &str, op: &str, e: MdError) {
-        pr_err!(
-            "{}: metadata operation '{}' failed: error = {}\n",
+        dmerr!(
+            "{}: metadata operation '{}' failed: error = {}",
             name,
             op,
             errno(e).to_errno()
@@ -325,7 +326,7 @@ impl PoolState {
         self.check_for_data_space(name);
         // C raises one event per crossing, from the space map's callback.
         for _ in 0..self.pmd.take_metadata_threshold_events() {
-            pr_warn!("{}: reached low water mark for metadata device: sending event.\n", name);
+            dmwarn!("{}: reached low water mark for metadata device: sending event.", name);
             self.notify();
         }
         Ok(())
@@ -339,7 +340,7 @@ impl PoolState {
         };
         if let Some(r) = reason {
             if !self.mode.is_read_only() {
-                pr_err!("{}\n", r);
+                dmerr!("{}", r);
                 let eins = self.requested_eins();
                 self.set_mode(name, eins, PoolMode::OutOfMetadataSpace);
             }
@@ -624,7 +625,7 @@ impl Pool {
         let mut st = core.lock();
         if !st.closed && st.mode < PoolMode::OutOfMetadataSpace {
             if let Err(e) = st.pmd.close() {
-                pr_warn!("{}: dm_pool_metadata_close() failed: {}\n", core.name(), errno(e).to_errno());
+                dmwarn!("{}: dm_pool_metadata_close() failed: {}", core.name(), errno(e).to_errno());
             }
         } else if !st.closed && st.pmd.needs_check() {
             // C writes the dirty superblock when its block manager goes:
@@ -639,20 +640,20 @@ impl Pool {
 fn log_open_error(name: &CStr, e: MdError, block_size: u32) {
     match e {
         // dm-thin-metadata's line, which names no device.
-        MdError::DataBlockSizeMismatch { on_disk } => pr_err!(
-            "changing the data block size (from {} to {}) is not supported\n",
+        MdError::DataBlockSizeMismatch { on_disk } => dmerr_metadata!(
+            "changing the data block size (from {} to {}) is not supported",
             on_disk,
             block_size
         ),
         MdError::SuperblockBadMagic | MdError::SuperblockBadChecksum | MdError::SuperblockBadBlocknr => {
-            pr_err!("{}: superblock validator check failed: {:?}\n", name.to_str().unwrap_or("?"), e)
+            dmerr!("{}: superblock validator check failed: {:?}", name.to_str().unwrap_or("?"), e)
         }
-        MdError::Unformatted => pr_err!(
-            "{}: metadata device is not formatted and the pool is read-only\n",
+        MdError::Unformatted => dmerr!(
+            "{}: metadata device is not formatted and the pool is read-only",
             name.to_str().unwrap_or("?")
         ),
-        _ => pr_err!(
-            "{}: couldn't open pool metadata: {:?}\n",
+        _ => dmerr!(
+            "{}: couldn't open pool metadata: {:?}",
             name.to_str().unwrap_or("?"),
             e
         ),

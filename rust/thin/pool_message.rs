@@ -3,6 +3,7 @@
 //! either takes effect, and is committed at once, or changes nothing (the
 //! metadata API checks before it writes; a failed commit aborts).
 
+use crate::dm::{dmerr, dmerr_metadata, dmwarn, dmwarn_metadata};
 use super::metadata::Error as MdError;
 use super::pool::{errno, PoolMode, PoolState};
 use super::table_line::{kstrtoull, read_dev_id};
@@ -18,8 +19,8 @@ fn arg_str<'a>(args: &Args<'a>, i: usize) -> &'a str {
 /// C `check_arg_count`.
 fn check_arg_count(args: &Args<'_>, required: usize) -> Result {
     if args.len() != required {
-        pr_warn!(
-            "Message received with {} arguments instead of {}.\n",
+        dmwarn!(
+            "Message received with {} arguments instead of {}.",
             args.len(),
             required
         );
@@ -31,7 +32,7 @@ fn check_arg_count(args: &Args<'_>, required: usize) -> Result {
 /// C `read_dev_id` with its warning.
 fn dev_id(args: &Args<'_>, i: usize) -> Result<u64> {
     read_dev_id(args.get(i).unwrap_or(b"")).ok_or_else(|| {
-        pr_warn!("Message received with invalid device id: {}\n", arg_str(args, i));
+        dmwarn!("Message received with invalid device id: {}", arg_str(args, i));
         EINVAL
     })
 }
@@ -41,12 +42,12 @@ fn dev_id(args: &Args<'_>, i: usize) -> Result<u64> {
 fn md(r: core::result::Result<(), MdError>) -> Result {
     r.map_err(|e| {
         match e {
-            MdError::TransactionIdMismatch => pr_err!("thin metadata: mismatched transaction id\n"),
-            MdError::MetadataSnapExists => pr_warn!(
-                "thin metadata: Pool metadata snapshot already exists: release this before taking another.\n"
+            MdError::TransactionIdMismatch => dmerr_metadata!("mismatched transaction id"),
+            MdError::MetadataSnapExists => dmwarn_metadata!(
+                "Pool metadata snapshot already exists: release this before taking another."
             ),
             MdError::NoMetadataSnap => {
-                pr_warn!("thin metadata: No pool metadata snapshot found: nothing to release.\n")
+                dmwarn_metadata!("No pool metadata snapshot found: nothing to release.")
             }
             _ => {}
         }
@@ -57,8 +58,8 @@ fn md(r: core::result::Result<(), MdError>) -> Result {
 /// C `pool_message`, on the locked pool state.
 pub fn pool_message(st: &mut PoolState, name: &str, args: &Args<'_>) -> Result {
     if st.mode() >= PoolMode::OutOfMetadataSpace {
-        pr_err!(
-            "{}: unable to service pool target messages in READ_ONLY or FAIL mode\n",
+        dmerr!(
+            "{}: unable to service pool target messages in READ_ONLY or FAIL mode",
             name
         );
         return Err(EOPNOTSUPP);
@@ -78,8 +79,8 @@ pub fn pool_message(st: &mut PoolState, name: &str, args: &Args<'_>) -> Result {
     } else if is(b"release_metadata_snap") {
         release_metadata_snap(st, args)
     } else {
-        pr_warn!(
-            "Unrecognised thin pool target message received: {}\n",
+        dmwarn!(
+            "Unrecognised thin pool target message received: {}",
             arg_str(args, 0)
         );
         Err(EINVAL)
@@ -94,8 +95,8 @@ fn create_thin(st: &mut PoolState, args: &Args<'_>) -> Result {
     check_arg_count(args, 2)?;
     let id = dev_id(args, 1)?;
     md(st.pmd.create_thin(id)).inspect_err(|_| {
-        pr_warn!(
-            "Creation of new thinly-provisioned device with id {} failed.\n",
+        dmwarn!(
+            "Creation of new thinly-provisioned device with id {} failed.",
             arg_str(args, 1)
         );
     })
@@ -106,8 +107,8 @@ fn create_snap(st: &mut PoolState, args: &Args<'_>) -> Result {
     let id = dev_id(args, 1)?;
     let origin = dev_id(args, 2)?;
     md(st.pmd.create_snap(id, origin)).inspect_err(|_| {
-        pr_warn!(
-            "Creation of new snapshot {} of device {} failed.\n",
+        dmwarn!(
+            "Creation of new snapshot {} of device {} failed.",
             arg_str(args, 1),
             arg_str(args, 2)
         );
@@ -118,29 +119,29 @@ fn delete(st: &mut PoolState, args: &Args<'_>) -> Result {
     check_arg_count(args, 2)?;
     let id = dev_id(args, 1)?;
     md(st.pmd.delete_thin_device(id)).inspect_err(|_| {
-        pr_warn!("Deletion of thin device {} failed.\n", arg_str(args, 1));
+        dmwarn!("Deletion of thin device {} failed.", arg_str(args, 1));
     })
 }
 
 fn set_transaction_id(st: &mut PoolState, args: &Args<'_>) -> Result {
     check_arg_count(args, 3)?;
     let Some(old) = kstrtoull(args.get(1).unwrap_or(b"")) else {
-        pr_warn!(
-            "set_transaction_id message: Unrecognised id {}.\n",
+        dmwarn!(
+            "set_transaction_id message: Unrecognised id {}.",
             arg_str(args, 1)
         );
         return Err(EINVAL);
     };
     let Some(new) = kstrtoull(args.get(2).unwrap_or(b"")) else {
-        pr_warn!(
-            "set_transaction_id message: Unrecognised new id {}.\n",
+        dmwarn!(
+            "set_transaction_id message: Unrecognised new id {}.",
             arg_str(args, 2)
         );
         return Err(EINVAL);
     };
     md(st.pmd.set_transaction_id(old, new)).inspect_err(|_| {
-        pr_warn!(
-            "Failed to change transaction id from {} to {}.\n",
+        dmwarn!(
+            "Failed to change transaction id from {} to {}.",
             arg_str(args, 1),
             arg_str(args, 2)
         );
@@ -151,11 +152,11 @@ fn reserve_metadata_snap(st: &mut PoolState, name: &str, args: &Args<'_>) -> Res
     check_arg_count(args, 1)?;
     let _ = st.commit(name);
     md(st.pmd.reserve_metadata_snap())
-        .inspect_err(|_| pr_warn!("reserve_metadata_snap message failed.\n"))
+        .inspect_err(|_| dmwarn!("reserve_metadata_snap message failed."))
 }
 
 fn release_metadata_snap(st: &mut PoolState, args: &Args<'_>) -> Result {
     check_arg_count(args, 1)?;
     md(st.pmd.release_metadata_snap())
-        .inspect_err(|_| pr_warn!("release_metadata_snap message failed.\n"))
+        .inspect_err(|_| dmwarn!("release_metadata_snap message failed."))
 }

@@ -2,6 +2,7 @@
 //! line over a [`Pool`] it finds or creates, binds on resume, and releases
 //! when its table goes.
 
+use crate::dm::{dmerr, dminfo, dmwarn};
 use super::pool::{Pool, PoolMode, THIN_METADATA_MAX_SECTORS, THIN_METADATA_MAX_SECTORS_WARNING};
 use super::pool_table::{PoolKey, SharedPools};
 use super::pool_message::pool_message;
@@ -70,8 +71,7 @@ impl PoolTarget {
             return;
         };
         if let Some(name) = self.data_dev.bdev_name() {
-            pr_warn!("Data device ({}) {}: Disabling discard passdown.
-", name, reason);
+            dmwarn!("Data device ({}) {}: Disabling discard passdown.", name, reason);
         }
         self.passdown_disabled.store(true, Ordering::Release);
     }
@@ -93,12 +93,12 @@ impl PoolTarget {
 
         let data_size = ti.len() / u64::from(core.block_size());
         let sb_data_size = st.pmd.data_dev_size().map_err(|e| {
-            pr_err!("{}: failed to retrieve data device size\n", name);
+            dmerr!("{}: failed to retrieve data device size", name);
             super::pool::errno(e)
         })?;
         if data_size < sb_data_size {
-            pr_err!(
-                "{}: pool target ({} blocks) too small: expected {}\n",
+            dmerr!(
+                "{}: pool target ({} blocks) too small: expected {}",
                 name,
                 data_size,
                 sb_data_size
@@ -106,12 +106,12 @@ impl PoolTarget {
             return Err(EINVAL);
         } else if data_size > sb_data_size {
             if st.pmd.needs_check() {
-                pr_err!("{}: unable to grow the data device until repaired.\n", name);
+                dmerr!("{}: unable to grow the data device until repaired.", name);
                 return Ok(false);
             }
             if sb_data_size > 0 {
-                pr_info!(
-                    "{}: growing the data device from {} to {} blocks\n",
+                dminfo!(
+                    "{}: growing the data device from {} to {} blocks",
                     name,
                     sb_data_size,
                     data_size
@@ -129,12 +129,12 @@ impl PoolTarget {
             None => 0,
         };
         let sb_md_size = st.pmd.metadata_dev_size().map_err(|e| {
-            pr_err!("{}: failed to retrieve metadata device size\n", name);
+            dmerr!("{}: failed to retrieve metadata device size", name);
             super::pool::errno(e)
         })?;
         if md_size < sb_md_size {
-            pr_err!(
-                "{}: metadata device ({} blocks) too small: expected {}\n",
+            dmerr!(
+                "{}: metadata device ({} blocks) too small: expected {}",
                 name,
                 md_size,
                 sb_md_size
@@ -142,12 +142,12 @@ impl PoolTarget {
             return Err(EINVAL);
         } else if md_size > sb_md_size {
             if st.pmd.needs_check() {
-                pr_err!("{}: unable to grow the metadata device until repaired.\n", name);
+                dmerr!("{}: unable to grow the metadata device until repaired.", name);
                 return Ok(need_commit);
             }
             warn_if_metadata_device_too_big(&self.metadata_dev);
-            pr_info!(
-                "{}: growing the metadata device from {} to {} blocks\n",
+            dminfo!(
+                "{}: growing the metadata device from {} to {} blocks",
                 name,
                 sb_md_size,
                 md_size
@@ -301,7 +301,7 @@ impl Target for PoolTarget {
                     let _ = st.commit(core.name());
                 }
                 if write_info(&st, self.metadata_threshold(), out).is_err() {
-                    pr_err!("{}: pool status could not be read\n", core.name());
+                    dmerr!("{}: pool status could not be read", core.name());
                     let _ = out.write_str("Error");
                 }
             }
@@ -420,8 +420,8 @@ impl Target for PoolTarget {
 fn warn_if_metadata_device_too_big(dev: &DmDev) {
     if dev.nr_sectors().unwrap_or(0) > THIN_METADATA_MAX_SECTORS_WARNING {
         if let Some(name) = dev.bdev_name() {
-            pr_warn!(
-                "Metadata device {} is larger than {} sectors: excess space will not be used.\n",
+            dmwarn!(
+                "Metadata device {} is larger than {} sectors: excess space will not be used.",
                 name,
                 THIN_METADATA_MAX_SECTORS
             );

@@ -12,6 +12,7 @@
 //! scope. The pool's state mutex is taken per metadata operation, so `map`
 //! (which only try-locks it) is held up as little as possible.
 
+use crate::dm::{dmerr};
 use super::mapping::{Job, JobList};
 use super::pool::{errno, PoolCore, PoolMode};
 use super::thin::{Thin, ThinBio};
@@ -220,7 +221,7 @@ impl PoolCore {
             }
             Ok(None) => self.new_mapping(ws, thin, bio, vblock, None),
             Err(e) => {
-                pr_err!("{}: dm_thin_find_block() failed: error = {}\n", self.name(), errno(e).to_errno());
+                dmerr!("{}: dm_thin_find_block() failed: error = {}", self.name(), errno(e).to_errno());
                 bio.endio(BlkStatus::IOERR);
                 Step::Done
             }
@@ -375,7 +376,7 @@ impl PoolCore {
         };
         let status = match mode {
             PoolMode::Write => {
-                pr_err!("bio unserviceable, yet pool is in PM_WRITE mode\n");
+                dmerr!("bio unserviceable, yet pool is in PM_WRITE mode");
                 Some(BlkStatus::IOERR)
             }
             PoolMode::OutOfDataSpace if !eins => None,
@@ -423,7 +424,7 @@ impl PoolCore {
                 }
             }
         } else {
-            pr_err!("{}: data block zeroing or copy failed\n", self.name());
+            dmerr!("{}: data block zeroing or copy failed", self.name());
             let _ = self.lock().pmd.dec_data_range(data_block, data_block + 1);
             Err(())
         };
