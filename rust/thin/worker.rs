@@ -51,7 +51,7 @@ impl PoolCore {
             // The guard must go before the job is finished (it sleeps).
             let job = self.prepared.lock().pop();
             let Some(job) = job else { break };
-            self.finish_job(&mut ws, job);
+            let _ = self.finish_job(&mut ws, job);
         }
 
         let mut done = self.overwrite_done.lock().take();
@@ -306,7 +306,9 @@ impl PoolCore {
                         .copy(origin, vblock * bs, &self.data, data_block * bs, len, job);
                 }
             }
-            None if !zero => self.finish_job(ws, job),
+            None if !zero => {
+                let _ = self.finish_job(ws, job);
+            }
             None => self.kcopyd.zero(&self.data, data_block * bs, bs, job),
             Some(o) => self
                 .kcopyd
@@ -393,13 +395,14 @@ impl PoolCore {
     }
 
     /// C `process_prepared_mapping`: insert the mapping, release the cell,
-    /// issue the bios.
-    fn finish_job(&self, ws: &mut WorkState, mut job: KBox<Job>) {
+    /// issue the bios; whether the block got mapped (false also while the
+    /// job is still zeroing its tail).
+    fn finish_job(&self, ws: &mut WorkState, mut job: KBox<Job>) -> bool {
         if let (true, Some(from)) = (job.ok, job.zero_from.take()) {
             let bs = self.bs();
             let start = job.data_block * bs + from;
             self.kcopyd.zero(&self.data, start, bs - from, job);
-            return;
+            return false;
         }
         let Job {
             thin,
@@ -416,11 +419,17 @@ impl PoolCore {
         }
         let r = if ok {
             let mut st = self.lock();
-            match st.pmd.insert_block(thin.id, vblock, data_block) {
-                Ok(()) => Ok(()),
-                Err(e) => {
-                    st.metadata_operation_failed(self.name(), "dm_thin_insert_block", e);
-                    Err(())
+            if st.mode() >= PoolMode::OutOfMetadataSpace {
+                // C `process_prepared_mapping_fail`: a read-only or failed
+                // pool errors the mapping's bios and changes no metadata.
+                Err(())
+            } else {
+                match st.pmd.insert_block(thin.id, vblock, data_block) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        st.metadata_operation_failed(self.name(), "dm_thin_insert_block", e);
+                        Err(())
+                    }
                 }
             }
         } else {
@@ -435,12 +444,14 @@ impl PoolCore {
                 if let Some(bio) = holder {
                     self.remap_and_issue(ws, &thin, bio, data_block);
                 }
+                true
             }
             Err(()) => {
                 self.error_waiters(waiters, BlkStatus::IOERR);
                 if let Some(bio) = holder {
                     bio.endio(BlkStatus::IOERR);
                 }
+                false
             }
         }
     }
@@ -458,8 +469,8 @@ impl PoolCore {
         };
         job.ok = ok;
         let thin = job.thin.clone();
-        self.finish_job(ws, job);
-        if !ok {
+        // A written block that could not be mapped fails its write.
+        if !self.finish_job(ws, job) {
             bio.endio(BlkStatus::IOERR);
         } else if bio.is_fua() && self.thin_changed(&thin) {
             ws.flush_completions.push(bio);
