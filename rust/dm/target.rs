@@ -463,9 +463,8 @@ pub struct TargetType<T: Target> {
     b: KBox<TypeBox<T>>,
 }
 
-// SAFETY: the registered target_type is only touched by device-mapper under
-// its own locks; we only unregister it, from module exit. The context is
-// `Send + Sync`.
+// The context is `Send + Sync`.
+// SAFETY: device-mapper touches the registered type under its own locks; we only unregister it.
 unsafe impl<T: Target> Send for TargetType<T> {}
 // SAFETY: no method reads or writes through `&self`.
 unsafe impl<T: Target> Sync for TargetType<T> {}
