@@ -339,7 +339,7 @@ impl PoolCore {
     }
 
     /// C `alloc_data_block`: `None` when the pool is out of data space (it
-    /// is then in that mode).
+    /// is then in that mode) or a commit failed (it is then degraded).
     fn alloc_data_block(
         &self,
         st: &mut super::pool::PoolState,
@@ -359,14 +359,19 @@ impl PoolCore {
                 return Ok(None);
             }
         }
-        match st.pmd.alloc_data_block()? {
-            Some(b) => Ok(Some(b)),
-            None => {
-                let eins = st.pf.error_if_no_space;
-                st.set_mode(name, eins, PoolMode::OutOfDataSpace);
-                Ok(None)
-            }
+        let Some(b) = st.pmd.alloc_data_block()? else {
+            let eins = st.pf.error_if_no_space;
+            st.set_mode(name, eins, PoolMode::OutOfDataSpace);
+            return Ok(None);
+        };
+        // Commit before this transaction eats into the metadata reserve: a
+        // commit that finds no free metadata blocks left switches the pool
+        // to out-of-metadata-space mode, where the prepared mapping fails
+        // and `b` leaks, as in C.
+        if st.pmd.free_metadata_blocks()? == 0 && st.commit(name).is_err() {
+            return Ok(None);
         }
+        Ok(Some(b))
     }
 
     /// C `handle_unserviceable_bio`: fail it, or keep it until the pool

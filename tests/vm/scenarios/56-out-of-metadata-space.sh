@@ -4,11 +4,7 @@
 # refused; the metadata device grows, the pool is reloaded: rw with the new
 # metadata total, provisioning and messages work again; the metadata
 # checks clean but for leaked data blocks.
-# Rust only once it is reliable: on dm_thin_rs one transaction under the
-# 1 MiB writes sometimes uses up the metadata reserve before a commit sees
-# it (commit fails with ENOSPC: needs_check), where C goes ro at a commit.
-# Scenario 39 covers out-of-metadata-space on both modules.
-APPLIES="c"
+APPLIES="c rust"
 main() {
     rawm=$META
     must dmsetup create meta --table "0 1024 linear $rawm 0"
