@@ -650,7 +650,9 @@ impl<V: ValueType> Btree<V> {
         }
         let mut keys = [0u64; 16];
         let n = prefix.len() + 1;
-        keys[..prefix.len()].copy_from_slice(prefix);
+        for (k, p) in keys.iter_mut().zip(prefix) {
+            *k = *p;
+        }
         let mut begin = begin;
         let mut total = 0;
         while begin < end {
