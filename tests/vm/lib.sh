@@ -231,14 +231,15 @@ bounded() {
     if bg_wait bounded "$secs"; then wait $BG_bounded 2>/dev/null; return "$(bg_rc bounded)"; fi
     return 124
 }
-# blocked_tasks: the kernel's list of D-state tasks (sysrq w) into the console,
-# for a scenario that has found a hang, when the kernel has sysrq.
+# blocked_tasks: the D-state tasks with their kernel stacks (and sysrq w when the
+# kernel has it), for a scenario that has found a hang.
 blocked_tasks() {
     [ -w /proc/sysrq-trigger ] && echo w > /proc/sysrq-trigger 2>/dev/null
     local p
     for p in /proc/[0-9]*; do
         [ "$(awk '{print $3}' $p/stat 2>/dev/null)" = D ] || continue
         echo "  .. D-state: ${p#/proc/} $(tr '\0' ' ' < $p/cmdline) wchan=$(cat $p/wchan 2>/dev/null)"
+        [ -r $p/stack ] && sed 's/^/  ..     /' $p/stack 2>/dev/null | head -n 12
     done
 }
 # hung_fail WHAT: report a hang and fail; the devices in use stay (the harness's
