@@ -7,9 +7,9 @@
 #   checks, after a second, that none of those reads has completed (the pool
 #   quiesces its active thins, C pool_suspend_active_thins), then resumes and
 #   waits for them;
-# - another loop activates thins 10-13 in turn, does I/O on each, removes it;
-#   every activation either works or fails with "Unable to activate thin
-#   device while pool is suspended".
+# - two other loops activate thins (one 10 and 11 in turn, the other 12 and
+#   13), do I/O on each, remove it; every activation either works or fails
+#   with "Unable to activate thin device while pool is suspended".
 # Nothing may hang (deadline), and no kernel report (the harness).
 APPLIES="c rust"
 RUN_SECS=20
@@ -44,12 +44,11 @@ suspender() {
     done
     echo "suspends: $n, with a read check: $checked"
 }
-creator() {
+creator() { # creator FIRST_ID: thins FIRST_ID and FIRST_ID + 1 in turn
     local n=0 ok=0 refused=0 id t e try
-    RND=6202
     while [ "$(uptime_cs)" -lt "$END" ]; do
-        id=$((10 + n % 4)) t=t$((10 + n % 4)); n=$((n + 1))
-        if dmsetup create $t --table "0 2048 $THIN_TARGET /dev/mapper/pool $id" 2>/tmp/62/create.err; then
+        id=$(($1 + n % 2)) t=t$(($1 + n % 2)); n=$((n + 1))
+        if dmsetup create $t --table "0 2048 $THIN_TARGET /dev/mapper/pool $id" 2>/tmp/62/create.$t.err; then
             ok=$((ok + 1))
             touch /tmp/62/live.$t
             pattern $((6200 + n)) 64 | dd of=/dev/mapper/$t bs=65536 seek=$((n % 16)) conv=fsync 2>/dev/null \
@@ -65,7 +64,7 @@ creator() {
         else
             e=$(last_target_error "$THIN_TARGET")
             [ "$e" = "Unable to activate thin device while pool is suspended" ] \
-                || { echo "activation of $t failed: '$e' ($(cat /tmp/62/create.err))"; return 1; }
+                || { echo "activation of $t failed: '$e' ($(cat /tmp/62/create.$t.err))"; return 1; }
             refused=$((refused + 1))
             dmsetup remove $t 2>/dev/null
         fi
@@ -83,14 +82,15 @@ main() {
     checked=0
     END=$(( $(uptime_cs) + RUN_SECS * 100 ))
     bg_start susp suspender
-    bg_start creat creator
-    for j in susp creat; do
+    bg_start creat1 creator 10
+    bg_start creat2 creator 12
+    for j in susp creat1 creat2; do
         if ! bg_wait $j $((RUN_SECS + 60)); then
             note "pool: $(dmsetup info pool | grep State)"
             hung_fail "$j has not ended $((RUN_SECS + 60)) s after the start of a ${RUN_SECS} s run"
         fi
     done
-    for j in susp creat; do
+    for j in susp creat1 creat2; do
         note "$j: $(tail -n 1 /tmp/bg.$j.out)"
         [ "$(bg_rc $j)" = 0 ] || { tail -n 5 /tmp/bg.$j.out; fail "$j failed"; }
     done
