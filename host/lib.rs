@@ -1,7 +1,8 @@
 //! Host build of the kernel module's pure layers.
 //!
 //! The very same files that `dm_thin_rs.ko` compiles (`rust/pdata/` and
-//! `rust/thin/metadata/`) are mounted here so they can be tested with
+//! `rust/thin/metadata/`, with the table-line parser and the in-flight
+//! epochs) are mounted here so they can be tested with
 //! `cargo test` and driven by the `thinmeta` tool. Nothing here is compiled
 //! into the module.
 
@@ -15,6 +16,9 @@ pub mod metadata;
 
 #[path = "../rust/thin/table_line.rs"]
 pub mod table_line;
+
+#[path = "../rust/thin/io_epochs.rs"]
+pub mod io_epochs;
 
 
 pub mod file_device;

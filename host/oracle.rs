@@ -1,7 +1,8 @@
 //! The thin-provisioning-tools binaries used as oracles by the tests:
 //! Debian's 0.9.0 (`/usr/sbin/thin_*`) and 1.1.0 (`pdata_tools`, extracted
-//! under `$HOME/.cache/dm-thin-rs/tools/tpt-1.1.0`). A missing tool is a
-//! failure, never a skip.
+//! under the setup cache, `$DM_THIN_RS_CACHE` or else
+//! `$HOME/.cache/dm-thin-rs`, as `scripts/common.sh` chooses it, in
+//! `tools/tpt-1.1.0`). A missing tool is a failure, never a skip.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,8 +16,14 @@ pub const THIN_RESTORE_09: &str = "/usr/sbin/thin_restore";
 
 /// Path of the 1.1.0 `pdata_tools` multi-call binary.
 pub fn pdata_tools_11() -> PathBuf {
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    Path::new(&home).join(".cache/dm-thin-rs/tools/tpt-1.1.0/usr/sbin/pdata_tools")
+    let cache = match std::env::var_os("DM_THIN_RS_CACHE") {
+        Some(c) if !c.is_empty() => PathBuf::from(c),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            Path::new(&home).join(".cache/dm-thin-rs")
+        }
+    };
+    cache.join("tools/tpt-1.1.0/usr/sbin/pdata_tools")
 }
 
 fn require(p: &Path) {

@@ -5,6 +5,9 @@ set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 export PATH=$HOME/.cargo/bin:$PATH
+# The oracles sit in the setup cache: the one setting the scripts use.
+source "$top/scripts/common.sh"
+export DM_THIN_RS_CACHE=$CACHE
 mkdir -p build
 cargo test --release 2>&1 | tee build/host-test.log
 rc=${PIPESTATUS[0]}

@@ -20,9 +20,9 @@ mkdir -p "$CACHE/downloads"
 deb=$(ls "$CACHE"/downloads/linux-source-${KSERIES}_*.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ]; then
     log "downloading linux-source-$KSERIES=$KVER_PKG"
-    if ! (cd "$CACHE/downloads" && apt-get download -q "linux-source-$KSERIES=$KVER_PKG") >&2; then
+    if ! (cd "$CACHE/downloads" && apt-get -o DPkg::Lock::Timeout=600 download -q "linux-source-$KSERIES=$KVER_PKG") >&2; then
         log "pinned $KVER_PKG is gone; falling back to the newest linux-source-$KSERIES"
-        (cd "$CACHE/downloads" && apt-get download -q "linux-source-$KSERIES") >&2 \
+        (cd "$CACHE/downloads" && apt-get -o DPkg::Lock::Timeout=600 download -q "linux-source-$KSERIES") >&2 \
             || die "could not download linux-source-$KSERIES"
     fi
     deb=$(ls "$CACHE"/downloads/linux-source-${KSERIES}_*.deb | head -n1)

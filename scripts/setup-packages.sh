@@ -34,17 +34,20 @@ Pin: release n=trixie-backports
 Pin-Priority: 1
 PREF
 
+# Another apt run (unattended upgrades, a second setup) holds the dpkg and
+# lists locks: wait for it instead of failing at once.
+APT_WAIT=(-o DPkg::Lock::Timeout=600)
 log "apt-get update"
-apt-get update -q || die "apt-get update failed"
+apt-get "${APT_WAIT[@]}" update -q || die "apt-get update failed"
 
 log "installing build and guest packages"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+DEBIAN_FRONTEND=noninteractive apt-get "${APT_WAIT[@]}" install -y -q --no-install-recommends \
     clang-19 lld-19 llvm-19 libclang-19-dev \
     build-essential bc bison flex libelf-dev libssl-dev cpio kmod xz-utils zstd \
     busybox-static dmsetup e2fsprogs util-linux thin-provisioning-tools fio \
     ca-certificates python3 \
     || die "apt-get install of build packages failed"
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+DEBIAN_FRONTEND=noninteractive apt-get "${APT_WAIT[@]}" install -y -q --no-install-recommends \
     -t bookworm-backports qemu-system-x86 \
     || die "apt-get install of qemu-system-x86 from bookworm-backports failed"
 

@@ -12,7 +12,7 @@ mkdir -p "$CACHE/downloads"
 deb=$(ls "$CACHE"/downloads/thin-provisioning-tools_1.1.0*.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ]; then
     log "downloading thin-provisioning-tools 1.1.0 from trixie"
-    (cd "$CACHE/downloads" && apt-get download -q thin-provisioning-tools/trixie) >&2 \
+    (cd "$CACHE/downloads" && apt-get -o DPkg::Lock::Timeout=600 download -q thin-provisioning-tools/trixie) >&2 \
         || die "could not download thin-provisioning-tools from trixie"
     deb=$(ls "$CACHE"/downloads/thin-provisioning-tools_1.1.0*.deb | head -n1)
 fi

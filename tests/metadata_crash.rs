@@ -311,3 +311,33 @@ fn metadata_device_full_fails_cleanly_and_aborts() {
     std::fs::write(&img, raw).unwrap();
     assert_checks(&img);
 }
+
+#[test]
+fn commit_failing_after_details_marks_open_thins_aborted() {
+    // A commit that fails at any write, even after the changed details are
+    // written, leaves every open device that changed in it with
+    // `aborted_with_changes` (its flushes must then fail), and an open
+    // device that did not change without it.
+    for cut in 0..12u64 {
+        let mut pmd = PoolMetadata::open(RamDisk::new(META_BLOCKS), 128, true).unwrap();
+        pmd.resize_data_dev(NR_DATA).unwrap();
+        pmd.create_thin(1).unwrap();
+        pmd.create_thin(2).unwrap();
+        pmd.commit().unwrap();
+        pmd.open_thin_device(1).unwrap();
+        pmd.open_thin_device(2).unwrap();
+        let b = pmd.alloc_data_block().unwrap().unwrap();
+        pmd.insert_block(1, 0, b).unwrap();
+        pmd.device_mut().unwrap().cut_after(cut, CutMode::Fail);
+        if pmd.commit().is_ok() {
+            // The cut came after the commit's last write.
+            assert!(!pmd.thin_changed_this_transaction(1).unwrap(), "cut {cut}");
+            continue;
+        }
+        pmd.device_mut().unwrap().uncut();
+        pmd.abort().unwrap();
+        assert!(pmd.thin_aborted_changes(1).unwrap(), "cut {cut}: thin 1 lost its write");
+        assert!(!pmd.thin_aborted_changes(2).unwrap(), "cut {cut}: thin 2 had no change");
+        assert_eq!(pmd.find_block(1, 0, true).unwrap(), None, "cut {cut}");
+    }
+}

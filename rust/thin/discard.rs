@@ -1,7 +1,9 @@
 //! Discards (C `process_discard_bio`, `process_prepared_discard_passdown_pt1`
 //! and `_pt2`, and `passdown_double_checking_shared_status`).
 //!
-//! The whole blocks of a discarded range are unmapped run by run (a run:
+//! A discard first waits, parked, for the bios in flight when it took its
+//! range (see `io_epochs.rs`). The whole blocks of a discarded range are
+//! unmapped run by run (a run:
 //! virtual blocks mapped to consecutive data blocks). With passdown on, the
 //! data blocks of a run that nothing else references any more are then
 //! discarded on the data device, asynchronously: the discards are chained
@@ -41,11 +43,28 @@ impl PoolCore {
                 return Step::Retry(bio);
             }
         }
-        // Nothing may still be writing to blocks about to be unmapped.
-        self.io.drain();
         bio.data_mut().discard_next = begin;
+        // Nothing may still be writing to blocks about to be unmapped: the
+        // discard waits, parked, for the bios in flight now (C adds it to
+        // `all_io_ds`); later ones wait in its cell.
+        if let Some(t) = self.io.barrier() {
+            let mut d = bio.data_mut();
+            d.ticket = Some(t);
+            d.thin = Some(thin.clone());
+            self.io.set_parked(true);
+            ws.parked_discards.push(bio);
+            return Step::Done;
+        }
         self.continue_discard(ws, thin, bio);
         Step::Done
+    }
+
+    /// A parked discard whose bios in flight have completed goes on.
+    pub(crate) fn resume_discard(&self, ws: &mut WorkState, mut bio: Bio<ThinBio>) {
+        match bio.data_mut().thin.take() {
+            Some(thin) => self.continue_discard(ws, &thin, bio),
+            None => bio.endio(BlkStatus::IOERR),
+        }
     }
 
     /// The whole blocks a discard covers.

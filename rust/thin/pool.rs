@@ -27,7 +27,8 @@
 
 use crate::dm::{dmerr, dmerr_metadata, dminfo, dmwarn};
 use super::io_epochs::IoEpochs;
-use super::mapping::JobList;
+use super::mapping::{JobList, JobReserve};
+use super::prison::MAX_CELLS;
 use super::metadata::{Error as MdError, PoolMetadata};
 use super::metadata_dev::MetadataDev;
 use super::prison::Prison;
@@ -35,7 +36,7 @@ use super::table_line::PoolFeatures;
 use super::thin::ThinBio;
 use super::worker::WorkState;
 use crate::dm::{
-    BdevFile, BioList, DevT, KcopydClient, MdHandle, MdId, NoIo, TableEvent, WorkHandler, Worker,
+    BdevFile, BioList, BlkStatus, DevT, KcopydClient, MdHandle, MdId, NoIo, TableEvent, WorkHandler, Worker,
     WorkerRef,
 };
 use kernel::alloc::KVec;
@@ -146,6 +147,12 @@ pub struct PoolState {
     closed: bool,
     /// Waker periods spent out of data space (C's `no_space_timeout` work).
     oods_ticks: u32,
+    /// The bound table's `error_if_no_space` (C `pt->requested_pf`): what
+    /// a return to write mode restores after `no_space_timeout` set it.
+    requested_eins: bool,
+    /// Out of data space since the last write mode (C
+    /// `pool->out_of_data_space`): queued bios then fail with ENOSPC.
+    out_of_data_space: bool,
 }
 
 /// The pool's immutable identity and its locked state.
@@ -182,8 +189,13 @@ pub struct PoolCore {
     /// The worker's own lists.
     #[pin]
     pub(crate) work: Mutex<WorkState>,
-    /// Bios in flight to the data device.
+    /// Bios in flight to the data device (C `all_io_ds`).
     pub(crate) io: IoEpochs,
+    /// Reads of shared blocks in flight (C `shared_read_ds`).
+    pub(crate) shared_io: IoEpochs,
+    /// Room for the prepared mappings (C's mapping mempool).
+    #[pin]
+    pub(crate) jobs: SpinLock<JobReserve>,
     /// Copies and zeroing of data blocks.
     pub(crate) kcopyd: KcopydClient,
     /// The waker asks the worker for a commit of what changed.
@@ -220,7 +232,7 @@ impl PoolState {
     }
 
     /// C `set_pool_mode`.
-    pub fn set_mode(&mut self, name: &str, requested_error_if_no_space: bool, mut new: PoolMode) {
+    pub fn set_mode(&mut self, name: &str, mut new: PoolMode) {
         let old = self.mode;
         if new == PoolMode::Write && self.pmd.needs_check() {
             dmerr!("{}: unable to switch pool to write mode until repaired.", name);
@@ -233,9 +245,13 @@ impl PoolState {
             PoolMode::Fail | PoolMode::OutOfMetadataSpace | PoolMode::ReadOnly => {
                 self.pmd.set_read_only()
             }
-            PoolMode::OutOfDataSpace => self.oods_ticks = 0,
+            PoolMode::OutOfDataSpace => {
+                self.oods_ticks = 0;
+                self.out_of_data_space = true;
+            }
             PoolMode::Write => {
-                self.pf.error_if_no_space = requested_error_if_no_space;
+                self.out_of_data_space = false;
+                self.pf.error_if_no_space = self.requested_eins;
                 self.pmd.set_read_write();
             }
         }
@@ -279,23 +295,29 @@ impl PoolState {
         true
     }
 
-    fn requested_eins(&self) -> bool {
-        self.pf.error_if_no_space
+    /// What the retry list's bios get now (C `set_pool_mode` errors it
+    /// leaving write and out-of-data-space modes, with
+    /// `get_pool_io_error_code`); `None` while they may still be served.
+    fn retry_verdict(&self) -> Option<BlkStatus> {
+        match self.mode {
+            PoolMode::Write | PoolMode::OutOfDataSpace => None,
+            _ if self.out_of_data_space => Some(BlkStatus::NOSPC),
+            _ => Some(BlkStatus::IOERR),
+        }
     }
 
     /// C `abort_transaction`.
     fn abort_transaction(&mut self, name: &str) {
         dmerr!("{}: aborting current metadata transaction", name);
-        let eins = self.requested_eins();
         if self.pmd.abort().is_err() {
             dmerr!("{}: failed to abort metadata transaction", name);
-            self.set_mode(name, eins, PoolMode::Fail);
+            self.set_mode(name, PoolMode::Fail);
         }
         // As in C, the flag counts once it is set in core: if writing the
         // superblock fails now, it is written again when the pool closes.
         if self.pmd.set_needs_check().is_err() && !self.pmd.needs_check() {
             dmerr!("{}: failed to set 'needs_check' flag in metadata", name);
-            self.set_mode(name, eins, PoolMode::Fail);
+            self.set_mode(name, PoolMode::Fail);
         }
     }
 
@@ -308,8 +330,7 @@ impl PoolState {
             errno(e).to_errno()
         );
         self.abort_transaction(name);
-        let eins = self.requested_eins();
-        self.set_mode(name, eins, PoolMode::ReadOnly);
+        self.set_mode(name, PoolMode::ReadOnly);
     }
 
     /// C `commit`: `Err` in read-only and fail modes or when the commit
@@ -341,8 +362,7 @@ impl PoolState {
         if let Some(r) = reason {
             if !self.mode.is_read_only() {
                 dmerr!("{}", r);
-                let eins = self.requested_eins();
-                self.set_mode(name, eins, PoolMode::OutOfMetadataSpace);
+                self.set_mode(name, PoolMode::OutOfMetadataSpace);
             }
         }
     }
@@ -353,8 +373,7 @@ impl PoolState {
         }
         if let Ok(n) = self.pmd.free_data_blocks() {
             if n > 0 {
-                let eins = self.requested_eins();
-                self.set_mode(name, eins, PoolMode::Write);
+                self.set_mode(name, PoolMode::Write);
             }
         }
     }
@@ -381,6 +400,35 @@ impl PoolCore {
         self.state.lock()
     }
 
+    /// The retry list after a possible mode change: failed once the pool
+    /// can no longer serve it (C `set_pool_mode`'s `error_retry_list` for
+    /// read-only, out-of-metadata-space and fail modes), back to the
+    /// deferred list in write mode (C `requeue_bios`). Returns whether bios
+    /// were requeued (the worker must run). Sleeps.
+    pub(crate) fn settle_retries(&self) -> bool {
+        let (mode, verdict) = {
+            let st = self.lock();
+            (st.mode(), st.retry_verdict())
+        };
+        if let Some(status) = verdict {
+            let mut failed = self.retry.lock().take();
+            while let Some(mut bio) = failed.pop() {
+                bio.data_mut().thin = None;
+                bio.endio(status);
+            }
+            return false;
+        }
+        if mode != PoolMode::Write {
+            return false;
+        }
+        let mut r = self.retry.lock().take();
+        if r.is_empty() {
+            return false;
+        }
+        self.deferred.lock().append(&mut r);
+        true
+    }
+
 }
 
 impl WorkHandler for PoolCore {
@@ -402,6 +450,10 @@ impl WorkHandler for PoolCore {
                 bio.data_mut().thin = None;
                 bio.endio(crate::dm::BlkStatus::NOSPC);
             }
+        }
+        {
+            let _noio = NoIo::enter();
+            self.settle_retries();
         }
         self.commit_due.store(true, Ordering::SeqCst);
         w.queue();
@@ -439,8 +491,11 @@ impl Pool {
             bound: None,
             closed: false,
             oods_ticks: 0,
+            requested_eins: false,
+            out_of_data_space: false,
         };
         let prison = Prison::new().map_err(|_| (c"Error creating pool's bio prison", ENOMEM))?;
+        let jobs = JobReserve::new(MAX_CELLS).map_err(|_| (c"Error creating pool's mapping mempool", ENOMEM))?;
         let kcopyd = KcopydClient::new().map_err(|e| (c"Error creating pool's kcopyd client", e))?;
         let core = Arc::pin_init(
             pin_init!(PoolCore {
@@ -461,6 +516,8 @@ impl Pool {
                 prison <- new_spinlock_irq!(prison),
                 work <- new_mutex!(WorkState::default()),
                 io: IoEpochs::new(),
+                shared_io: IoEpochs::new(),
+                jobs <- new_spinlock!(jobs),
                 kcopyd,
                 commit_due: AtomicBool::new(false),
                 thins <- new_mutex!(ActiveThins::default()),
@@ -479,14 +536,23 @@ impl Pool {
     }
 
     /// C `pool_presuspend` (the pool half) and `pool_presuspend_undo`.
+    /// Set under the active thins' lock, so a thin constructor either sees
+    /// the pool suspended or is on the list the suspend quiesces. Sleeps.
     pub fn set_suspended(&self, v: bool) {
+        let _t = self.core().thins.lock();
         self.core().suspended.store(v, Ordering::Release);
     }
 
-    /// Adds an active thin (C `thin_ctr`'s `list_add_tail_rcu`). Sleeps.
-    pub fn add_thin(&self, md: MdHandle) -> Result {
-        self.core().thins.lock().active.push(md, GFP_KERNEL)?;
-        Ok(())
+    /// Adds an active thin unless the pool is suspended (C `thin_ctr`
+    /// checks `pool->suspended` and does `list_add_tail_rcu` under
+    /// `pool->lock`): `Ok(false)` if it is. Sleeps.
+    pub fn add_thin(&self, md: MdHandle) -> Result<bool> {
+        let mut t = self.core().thins.lock();
+        if self.suspended() {
+            return Ok(false);
+        }
+        t.active.push(md, GFP_KERNEL)?;
+        Ok(true)
     }
 
     /// Removes an active thin (C `thin_dtr`).
@@ -539,6 +605,10 @@ impl Pool {
         let _noio = NoIo::enter();
         let core = self.core();
         let _ = core.lock().commit(core.name());
+        // A failed commit made the pool read-only: nothing waits for space.
+        if core.settle_retries() {
+            self.wake();
+        }
     }
 
     /// C `requeue_bios`: bios waiting for space go back to the worker.
@@ -587,9 +657,10 @@ impl Pool {
             PoolMode::Write
         };
         st.pf = pf;
+        st.requested_eins = pf.error_if_no_space;
         st.low_water_blocks = low_water_blocks;
         st.bound = Some((target, events));
-        st.set_mode(core.name(), pf.error_if_no_space, new_mode);
+        st.set_mode(core.name(), new_mode);
     }
 
     /// C `unbind_control_target`.

@@ -153,8 +153,7 @@ impl PoolTarget {
                 md_size
             );
             if st.mode() == PoolMode::OutOfMetadataSpace {
-                let eins = st.pf.error_if_no_space;
-                st.set_mode(name, eins, PoolMode::Write);
+                st.set_mode(name, PoolMode::Write);
             }
             if let Err(e) = st.pmd.resize_metadata_dev(md_size) {
                 st.metadata_operation_failed(name, "dm_pool_resize_metadata_dev", e);
@@ -327,8 +326,13 @@ impl Target for PoolTarget {
     fn message(&self, _ti: &TargetRef<'_>, args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
         let _noio = NoIo::enter();
         let core = self.pool.core();
-        let mut st = core.lock();
-        pool_message(&mut st, core.name(), args)
+        let r = pool_message(&mut core.lock(), core.name(), args);
+        // A failed commit may have made the pool read-only, or a delete
+        // given space back: the bios waiting for space learn it now.
+        if core.settle_retries() {
+            self.pool.wake();
+        }
+        r
     }
 
     /// C `pool_presuspend`: no new thins, and the active ones quiesce.

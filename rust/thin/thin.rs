@@ -1,6 +1,7 @@
 //! A thin device as its bios and the pool's worker see it (the shared half
 //! of C `struct thin_c`), and the per-bio data of the `thin` target.
 
+use super::io_epochs::Ticket;
 use super::metadata::ThinId;
 use super::pool::Pool;
 use crate::dm::BdevFile;
@@ -33,6 +34,11 @@ pub struct ThinBio {
     /// The in-flight epoch the bio is counted in (0: none); uncounted once,
     /// at its first completion.
     pub epoch: AtomicU8,
+    /// A read of a shared block: its epoch among the pool's shared reads
+    /// (0: none), which a copy breaking that sharing waits for.
+    pub shared_epoch: AtomicU8,
+    /// A discard parked until the bios in flight before it complete.
+    pub ticket: Option<Ticket>,
     /// The bio overwrites a whole new block: its completion goes to the
     /// worker, which maps the block and then completes the bio.
     pub hook: AtomicBool,

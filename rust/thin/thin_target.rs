@@ -158,8 +158,15 @@ impl Target for ThinTarget {
             Ok(md) => md,
             Err(err) => return close(&mut table, CtrError { msg: c"Cannot allocate memory", err }),
         };
-        if let Err(err) = pool.add_thin(md.clone()) {
-            return close(&mut table, CtrError { msg: c"Cannot allocate memory", err });
+        match pool.add_thin(md.clone()) {
+            Ok(true) => {}
+            Ok(false) => {
+                return close(
+                    &mut table,
+                    CtrError::inval(c"Unable to activate thin device while pool is suspended"),
+                )
+            }
+            Err(err) => return close(&mut table, CtrError { msg: c"Cannot allocate memory", err }),
         }
         drop(table);
         ctx.set_num_flush_bios(1);
@@ -197,15 +204,33 @@ impl Target for ThinTarget {
         };
         let bs = u64::from(core.block_size());
         let vblock = sector / bs;
-        // Counted before the cell check: see io_epochs.rs.
-        let epoch = core.io.enter();
+        // Counted before the cell check: see io_epochs.rs. A read may be of
+        // a shared block, which only the lookup tells: it is counted among
+        // the shared reads too until then.
+        let mut wake = false;
+        let (epoch, w) = core.io.enter();
+        wake |= w;
+        let shared_epoch = if is_write {
+            0
+        } else {
+            let (e, w) = core.shared_io.enter();
+            wake |= w;
+            e
+        };
+        let uncount = |wake: bool| {
+            let w = core.io.exit(epoch) | core.shared_io.exit(shared_epoch);
+            if wake || w {
+                self.thin.pool.wake();
+            }
+        };
         {
             let mut p = core.prison.lock();
             if let Some(cell) = p.find(self.thin.id, vblock, vblock + 1) {
-                core.io.exit(epoch);
                 let (mut b, m) = bio.defer();
                 b.data_mut().thin = Some(self.thin.clone());
                 cell.waiters.push(b);
+                drop(p);
+                uncount(wake);
                 return m;
             }
         }
@@ -214,18 +239,29 @@ impl Target for ThinTarget {
                 Some(st.pmd.find_block(self.thin.id, vblock, false))
             }
             Some(_) => {
-                core.io.exit(epoch);
+                uncount(wake);
                 return bio.kill();
             }
             None => None,
         };
         match found {
             Some(Ok(Some(m))) if !(is_write && m.shared) => {
-                bio.data_mut().epoch.store(epoch, Ordering::SeqCst);
+                let shared_epoch = if m.shared {
+                    shared_epoch
+                } else {
+                    wake |= core.shared_io.exit(shared_epoch);
+                    0
+                };
+                if wake {
+                    self.thin.pool.wake();
+                }
+                let d = bio.data_mut();
+                d.epoch.store(epoch, Ordering::SeqCst);
+                d.shared_epoch.store(shared_epoch, Ordering::SeqCst);
                 bio.remap_file(&core.data, m.block * bs + sector % bs)
             }
             _ => {
-                core.io.exit(epoch);
+                uncount(wake);
                 self.defer(bio)
             }
         }
@@ -240,17 +276,19 @@ impl Target for ThinTarget {
         bio: EndIoBio<'a, ThinBio>,
         status: &mut BlkStatus,
     ) -> Ended<'a> {
-        let (epoch, hook, passdown) = {
+        let (epoch, shared_epoch, hook, passdown) = {
             let d = bio.data();
             (
                 d.epoch.swap(0, Ordering::SeqCst),
+                d.shared_epoch.swap(0, Ordering::SeqCst),
                 d.hook.swap(false, Ordering::SeqCst),
                 d.passdown.swap(false, Ordering::SeqCst),
             )
         };
         let pool = &self.thin.pool;
-        if epoch != 0 {
-            pool.core().io.exit(epoch);
+        // The last bio of an epoch a parked job waits for wakes the worker.
+        if pool.core().io.exit(epoch) | pool.core().shared_io.exit(shared_epoch) {
+            pool.wake();
         }
         if hook {
             let (mut b, ended) = bio.take();

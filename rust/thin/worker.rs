@@ -1,9 +1,10 @@
 //! The pool's worker (C `do_worker` and the `process_*` functions): the
 //! bios `map` could not remap at once, and the mappings they lead to.
 //!
-//! Each run, in order: mappings whose zeroing or copy finished (kcopyd),
-//! whole-block overwrites that completed, discards whose passdown finished,
-//! then the deferred bios (reads of unmapped blocks, provisioning, breaking
+//! Each run, in order: jobs and discards parked until the bios in flight
+//! before them completed (see `io_epochs.rs`), mappings whose zeroing or
+//! copy finished (kcopyd), whole-block overwrites that completed, discards
+//! whose passdown finished, then the deferred bios (reads of unmapped blocks, provisioning, breaking
 //! sharing, discards, flushes), and last one commit for every flush or FUA
 //! bio that needs one (they share it), or the periodic commit the waker
 //! asked for.
@@ -19,7 +20,6 @@ use super::thin::{Thin, ThinBio};
 use crate::dm::{Bio, BioList, BlkStatus, NoIo, Op, WorkerRef};
 use core::sync::atomic::Ordering;
 use kernel::alloc::KBox;
-use kernel::prelude::*;
 use kernel::sync::Arc;
 
 /// The worker's own lists (only the worker touches them).
@@ -27,6 +27,12 @@ use kernel::sync::Arc;
 pub struct WorkState {
     /// Mappings waiting for the bio that overwrites their whole block.
     pending_overwrites: JobList,
+    /// Copies done, waiting for the reads of the shared block in flight
+    /// before them (each job's ticket).
+    pub(crate) parked_jobs: JobList,
+    /// Discards waiting for the bios in flight before them (each bio's
+    /// ticket).
+    pub(crate) parked_discards: BioList<ThinBio>,
     /// Flush and FUA bios to issue (or, empty, to complete) after a commit.
     flush_bios: BioList<ThinBio>,
     /// Overwrites to complete after a commit (they were FUA).
@@ -47,11 +53,13 @@ impl PoolCore {
         let _noio = NoIo::enter();
         let mut ws = self.work.lock();
 
+        self.unpark(&mut ws);
+
         loop {
             // The guard must go before the job is finished (it sleeps).
             let job = self.prepared.lock().pop();
             let Some(job) = job else { break };
-            let _ = self.finish_job(&mut ws, job);
+            self.finish_job(&mut ws, job);
         }
 
         let mut done = self.overwrite_done.lock().take();
@@ -77,17 +85,55 @@ impl PoolCore {
         }
 
         self.process_commit(&mut ws);
-        // Space came back (a commit freed blocks, or the pool grew).
-        if self.lock().mode() == PoolMode::Write {
-            let mut r = self.retry.lock().take();
-            if !r.is_empty() {
-                self.deferred.lock().append(&mut r);
-            }
-        }
+        // Space came back (a commit freed blocks, or the pool grew), or
+        // the pool can no longer serve bios waiting for space.
+        self.settle_retries();
         let pending = !self.deferred.lock().is_empty();
-        if pending && self.prison_has_room() {
+        if (pending && self.prison_has_room()) || self.park_done(&mut ws) {
             w.queue();
         }
+    }
+
+    /// Takes back the parked jobs and discards whose bios in flight have
+    /// completed.
+    fn unpark(&self, ws: &mut WorkState) {
+        let mut jobs = ws.parked_jobs.take_all();
+        while let Some(mut job) = jobs.pop() {
+            match job.ticket {
+                Some(t) if !self.shared_io.drained(t) => ws.parked_jobs.push(job),
+                _ => {
+                    job.ticket = None;
+                    self.finish_job(ws, job);
+                }
+            }
+        }
+        let mut discards = ws.parked_discards.take();
+        while let Some(mut bio) = discards.pop() {
+            match bio.data().ticket {
+                Some(t) if !self.io.drained(t) => ws.parked_discards.push(bio),
+                _ => {
+                    bio.data_mut().ticket = None;
+                    self.resume_discard(ws, bio);
+                }
+            }
+        }
+    }
+
+    /// The end of a run: tells the counters whether anything is parked,
+    /// and whether a parked item can go on already (the completion it
+    /// waited for may have come before the flag was set).
+    fn park_done(&self, ws: &mut WorkState) -> bool {
+        let jobs = !ws.parked_jobs.is_empty();
+        let discards = !ws.parked_discards.is_empty();
+        self.shared_io.set_parked(jobs);
+        self.io.set_parked(discards);
+        let mut ready = ws.parked_jobs.any(|j| j.ticket.is_none_or(|t| self.shared_io.drained(t)));
+        let mut discards = ws.parked_discards.take();
+        while let Some(bio) = discards.pop() {
+            ready |= bio.data().ticket.is_none_or(|t| self.io.drained(t));
+            ws.parked_discards.push(bio);
+        }
+        ready
     }
 
     fn prison_has_room(&self) -> bool {
@@ -98,26 +144,48 @@ impl PoolCore {
         u64::from(self.block_size())
     }
 
+    /// Counts the bio in the in-flight epoch (unless it is already).
+    fn count(&self, bio: &mut Bio<ThinBio>) {
+        if bio.data().epoch.load(Ordering::SeqCst) == 0 {
+            // A wake-up it asks for is the end of this run's (`park_done`).
+            let (e, _) = self.io.enter();
+            bio.data_mut().epoch.store(e, Ordering::SeqCst);
+        }
+    }
+
     /// Counts the bio in the in-flight epoch and sends it down.
     pub(crate) fn submit(&self, mut bio: Bio<ThinBio>) {
-        let e = self.io.enter();
-        bio.data_mut().epoch.store(e, Ordering::SeqCst);
+        self.count(&mut bio);
         bio.submit();
     }
 
-    fn thin_changed(&self, thin: &Thin) -> bool {
-        self.lock()
-            .pmd
-            .thin_changed_this_transaction(thin.id)
-            .unwrap_or(true)
+    /// What a flush or FUA bio of `thin` needs: `None` when a commit of the
+    /// thin's changes failed since it was opened, so its flushes fail
+    /// (beyond C, whose flag misses most failed commits); else whether
+    /// the thin changed in this transaction, so the bio waits for the
+    /// commit.
+    fn flush_need(&self, thin: &Thin) -> Option<bool> {
+        let mut st = self.lock();
+        match st.pmd.thin_aborted_changes(thin.id) {
+            Ok(false) => Some(st.pmd.thin_changed_this_transaction(thin.id).unwrap_or(true)),
+            _ => None,
+        }
     }
 
-    /// C `issue`: a flush or FUA bio after changes waits for the commit.
-    fn issue(&self, ws: &mut WorkState, thin: &Thin, bio: Bio<ThinBio>) {
-        if (bio.is_fua() || bio.is_preflush()) && self.thin_changed(thin) {
-            ws.flush_bios.push(bio);
-        } else {
-            self.submit(bio);
+    /// C `issue`: a flush or FUA bio after changes waits for the commit,
+    /// counted in flight already (a discard must wait for it); one of a
+    /// thin whose changes were lost in an aborted commit fails.
+    fn issue(&self, ws: &mut WorkState, thin: &Thin, mut bio: Bio<ThinBio>) {
+        if !(bio.is_fua() || bio.is_preflush()) {
+            return self.submit(bio);
+        }
+        match self.flush_need(thin) {
+            None => bio.endio(BlkStatus::IOERR),
+            Some(true) => {
+                self.count(&mut bio);
+                ws.flush_bios.push(bio);
+            }
+            Some(false) => self.submit(bio),
         }
     }
 
@@ -187,11 +255,13 @@ impl PoolCore {
         if bio.size() == 0 {
             // An empty flush: committed changes are flushed by the commit,
             // otherwise the data device flushes.
-            if self.thin_changed(&thin) {
-                ws.flush_bios.push(bio);
-            } else {
-                bio.remap_file(&self.data, 0);
-                self.submit(bio);
+            match self.flush_need(&thin) {
+                None => bio.endio(BlkStatus::IOERR),
+                Some(true) => ws.flush_bios.push(bio),
+                Some(false) => {
+                    bio.remap_file(&self.data, 0);
+                    self.submit(bio);
+                }
             }
             return Step::Done;
         }
@@ -207,6 +277,12 @@ impl PoolCore {
         let found = self.lock().pmd.find_block(thin.id, vblock, true);
         match found {
             Ok(Some(m)) if !(op == Op::Write && m.shared) => {
+                if m.shared {
+                    // The cell check above was made by the worker, which
+                    // alone adds cells: a later copy's barrier counts this.
+                    let (e, _) = self.shared_io.enter();
+                    bio.data_mut().shared_epoch.store(e, Ordering::SeqCst);
+                }
                 self.remap_and_issue(ws, &thin, bio, m.block);
                 Step::Done
             }
@@ -239,10 +315,6 @@ impl PoolCore {
         vblock: u64,
         old: Option<u64>,
     ) -> Step {
-        let Ok(slot) = KBox::<Job>::new_uninit(GFP_KERNEL) else {
-            bio.endio(BlkStatus::IOERR);
-            return Step::Done;
-        };
         if !self.prison.lock().insert(thin.id, vblock, vblock + 1) {
             bio.data_mut().thin = Some(thin);
             return Step::Retry(bio);
@@ -273,11 +345,25 @@ impl PoolCore {
                 return Step::Done;
             }
         };
+        // Every job holds a cell, and the reserve has room for as many.
+        let Some(slot) = self.jobs.lock().get() else {
+            dmerr!("{}: no room for a new mapping", self.name());
+            let _ = self.lock().pmd.dec_data_range(data_block, data_block + 1);
+            let waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);
+            self.error_waiters(waiters, BlkStatus::IOERR);
+            bio.endio(BlkStatus::IOERR);
+            return Step::Done;
+        };
         let bs = self.bs();
         let overwrite = bio.op() == Op::Write && bio.sector() % bs == 0 && bio.sectors() == bs;
-        let cow = old.is_some();
+        // C `schedule_copy`: reads of the shared block in flight now must
+        // complete before the mapping moves; later ones wait in the cell.
+        let ticket = match old {
+            Some(_) => self.shared_io.barrier(),
+            None => None,
+        };
         if overwrite {
-            let job = KBox::write(slot, Job::new(thin.clone(), vblock, data_block, None, cow));
+            let job = KBox::write(slot, Job::new(thin.clone(), vblock, data_block, None, ticket));
             ws.pending_overwrites.push(job);
             {
                 let mut d = bio.data_mut();
@@ -291,7 +377,7 @@ impl PoolCore {
         }
         let origin_size = thin.origin_size.load(Ordering::SeqCst);
         let from_origin = old.is_none() && thin.origin.is_some() && vblock * bs < origin_size;
-        let mut job = KBox::write(slot, Job::new(thin, vblock, data_block, Some(bio), cow));
+        let mut job = KBox::write(slot, Job::new(thin, vblock, data_block, Some(bio), ticket));
         match old {
             // C `schedule_external_copy`: the block's part inside the origin
             // is copied, the rest zeroed after.
@@ -306,9 +392,7 @@ impl PoolCore {
                         .copy(origin, vblock * bs, &self.data, data_block * bs, len, job);
                 }
             }
-            None if !zero => {
-                let _ = self.finish_job(ws, job);
-            }
+            None if !zero => self.finish_job(ws, job),
             None => self.kcopyd.zero(&self.data, data_block * bs, bs, job),
             Some(o) => self
                 .kcopyd
@@ -354,14 +438,12 @@ impl PoolCore {
             }
             free = st.pmd.free_data_blocks()?;
             if free == 0 {
-                let eins = st.pf.error_if_no_space;
-                st.set_mode(name, eins, PoolMode::OutOfDataSpace);
+                st.set_mode(name, PoolMode::OutOfDataSpace);
                 return Ok(None);
             }
         }
         let Some(b) = st.pmd.alloc_data_block()? else {
-            let eins = st.pf.error_if_no_space;
-            st.set_mode(name, eins, PoolMode::OutOfDataSpace);
+            st.set_mode(name, PoolMode::OutOfDataSpace);
             return Ok(None);
         };
         // Commit before this transaction eats into the metadata reserve: a
@@ -400,28 +482,28 @@ impl PoolCore {
     }
 
     /// C `process_prepared_mapping`: insert the mapping, release the cell,
-    /// issue the bios; whether the block got mapped (false also while the
-    /// job is still zeroing its tail).
-    fn finish_job(&self, ws: &mut WorkState, mut job: KBox<Job>) -> bool {
+    /// issue the bios (or, on failure, fail them). A copy from an external
+    /// origin that still has a tail to zero goes back to kcopyd; a copy
+    /// whose shared block still has reads in flight is parked.
+    fn finish_job(&self, ws: &mut WorkState, mut job: KBox<Job>) {
         if let (true, Some(from)) = (job.ok, job.zero_from.take()) {
             let bs = self.bs();
             let start = job.data_block * bs + from;
             self.kcopyd.zero(&self.data, start, bs - from, job);
-            return false;
+            return;
         }
-        let Job {
-            thin,
-            vblock,
-            data_block,
-            holder,
-            cow,
-            ok,
-            ..
-        } = KBox::into_inner(job);
-        if ok && cow {
-            // Bios already in flight to the shared block complete first.
-            self.io.drain();
+        if let (true, Some(t)) = (job.ok, job.ticket) {
+            if !self.shared_io.drained(t) {
+                self.shared_io.set_parked(true);
+                ws.parked_jobs.push(job);
+                return;
+            }
         }
+        let (vblock, data_block, ok) = (job.vblock, job.data_block, job.ok);
+        let thin = job.thin.clone();
+        let holder = job.holder.take();
+        let overwrite = job.overwrite.take();
+        self.jobs.lock().put(job);
         let r = if ok {
             let mut st = self.lock();
             if st.mode() >= PoolMode::OutOfMetadataSpace {
@@ -449,20 +531,22 @@ impl PoolCore {
                 if let Some(bio) = holder {
                     self.remap_and_issue(ws, &thin, bio, data_block);
                 }
-                true
+                if let Some(bio) = overwrite {
+                    self.complete_overwrite(ws, &thin, bio);
+                }
             }
             Err(()) => {
                 self.error_waiters(waiters, BlkStatus::IOERR);
-                if let Some(bio) = holder {
+                // A written block that could not be mapped fails its write.
+                for bio in [holder, overwrite].into_iter().flatten() {
                     bio.endio(BlkStatus::IOERR);
                 }
-                false
             }
         }
     }
 
     /// A whole-block overwrite completed: map the block, then complete it
-    /// (C `process_prepared_mapping` with `m->bio`, `complete_overwrite_bio`).
+    /// (C `process_prepared_mapping` with `m->bio`).
     fn finish_overwrite(&self, ws: &mut WorkState, mut bio: Bio<ThinBio>) {
         let (thin_id, vblock, ok) = {
             let d = bio.data_mut();
@@ -473,14 +557,21 @@ impl PoolCore {
             return;
         };
         job.ok = ok;
-        let thin = job.thin.clone();
-        // A written block that could not be mapped fails its write.
-        if !self.finish_job(ws, job) {
-            bio.endio(BlkStatus::IOERR);
-        } else if bio.is_fua() && self.thin_changed(&thin) {
-            ws.flush_completions.push(bio);
-        } else {
-            bio.endio(BlkStatus::OK);
+        job.overwrite = Some(bio);
+        self.finish_job(ws, job);
+    }
+
+    /// C `complete_overwrite_bio`: a FUA overwrite completes after the
+    /// commit that maps its block; it fails if this thin's changes were
+    /// lost in an aborted commit.
+    fn complete_overwrite(&self, ws: &mut WorkState, thin: &Thin, bio: Bio<ThinBio>) {
+        if !bio.is_fua() {
+            return bio.endio(BlkStatus::OK);
+        }
+        match self.flush_need(thin) {
+            None => bio.endio(BlkStatus::IOERR),
+            Some(true) => ws.flush_completions.push(bio),
+            Some(false) => bio.endio(BlkStatus::OK),
         }
     }
 

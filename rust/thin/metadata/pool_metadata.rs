@@ -313,7 +313,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
     }
 
     /// `__write_changed_details`: stores the details of changed devices and
-    /// forgets the ones nobody holds open.
+    /// forgets the ones nobody holds open. Open devices stay `changed`
+    /// until the commit succeeds (unlike C, which clears the flag here): a
+    /// commit that fails after this step must still know whose changes the
+    /// abort throws away.
     fn write_changed_details(&mut self) -> Result<()> {
         let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
         let mut i = 0;
@@ -330,9 +333,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
                     &[td.id],
                     &details,
                 )?;
-                if td.open_count > 0 {
-                    td.changed = false;
-                } else {
+                if td.open_count == 0 {
                     self.devices.remove(i);
                     continue;
                 }
@@ -392,7 +393,11 @@ impl<D: BlockDevice> PoolMetadata<D> {
         if let Some(e) = failed {
             return Err(e);
         }
-        r.map_err(Error::from)
+        r.map_err(Error::from)?;
+        for td in self.devices.iter_mut() {
+            td.changed = false;
+        }
+        Ok(())
     }
 
     /// `dm_pool_commit_metadata`: makes everything done so far durable and
@@ -433,8 +438,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let pd = self.pd.take().ok_or(Error::FailIo)?;
         self.in_service = true;
         self.generation = self.generation.wrapping_add(1);
+        // Sticky until the device is reopened: a later flush of such a
+        // device must not report its lost writes durable.
         for td in self.devices.iter_mut() {
-            td.aborted_with_changes = td.changed;
+            td.aborted_with_changes |= td.changed;
         }
         let Persistent { mut tm, .. } = pd;
         tm.abort()?;
