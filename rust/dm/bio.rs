@@ -158,10 +158,20 @@ unsafe fn set_dev(
 }
 
 /// What `map` did with its bio; only made by consuming the [`MapBio`].
+///
+/// The code is private: only this file makes a verdict, and the map
+/// trampoline reads it through [`Mapped::into_code`], which consumes it.
 #[must_use]
 pub struct Mapped<'a> {
-    pub(crate) code: u32,
+    code: u32,
     _brand: Brand<'a>,
+}
+
+impl Mapped<'_> {
+    /// The `DM_MAPIO_*` code, for the map trampoline to return.
+    pub(super) fn into_code(self) -> u32 {
+        self.code
+    }
 }
 
 /// The bio of one `map` call; see the module documentation.
@@ -269,10 +279,20 @@ impl<'a, P> MapBio<'a, P> {
 }
 
 /// What `end_io` decided; only made by consuming the [`EndIoBio`].
+///
+/// The code is private, as [`Mapped`]'s: the end_io trampoline reads it
+/// through [`Ended::into_code`].
 #[must_use]
 pub struct Ended<'a> {
-    pub(crate) code: u32,
+    code: u32,
     _brand: Brand<'a>,
+}
+
+impl Ended<'_> {
+    /// The `DM_ENDIO_*` code, for the end_io trampoline to return.
+    pub(super) fn into_code(self) -> u32 {
+        self.code
+    }
 }
 
 /// The bio of one `end_io` call: borrowed; see the module documentation.

@@ -10,7 +10,10 @@ use kernel::alloc::KBox;
 use kernel::prelude::*;
 
 /// The completion of a kcopyd request, told whether it succeeded.
-pub trait KcopydDone: Send + Sized {
+///
+/// `Send + 'static`: it runs later on kcopyd's thread, so it may borrow
+/// nothing from the submitter's stack frame.
+pub trait KcopydDone: Send + Sized + 'static {
     /// The request finished; `ok` is false on any read or write error.
     fn done(this: KBox<Self>, ok: bool);
 }

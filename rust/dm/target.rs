@@ -641,7 +641,7 @@ unsafe extern "C" fn map<T: Target>(
     unsafe { super::bio::per_bio::<T::PerBio>(raw).write(T::PerBio::default()) };
     // SAFETY: the bio passed to this target's map, per-bio data initialised.
     let bio = unsafe { MapBio::new(raw, tref.ti) };
-    t.map(&tref, bio).code as c_int
+    t.map(&tref, bio).into_code() as c_int
 }
 
 unsafe extern "C" fn end_io<T: Target>(
@@ -661,7 +661,7 @@ unsafe extern "C" fn end_io<T: Target>(
         let ended = t.end_io(&tref, unsafe { EndIoBio::new(raw) }, &mut status);
         // SAFETY: as above.
         unsafe { *error = status.0 };
-        ended.code
+        ended.into_code()
     } else {
         bindings::DM_ENDIO_DONE
     };
