@@ -21,6 +21,7 @@ const blk_mode_t DMRS_CONST_BLK_OPEN_WRITE = BLK_OPEN_WRITE;
 const blk_opf_t DMRS_CONST_REQ_OP_MASK = REQ_OP_MASK;
 const blk_opf_t DMRS_CONST_REQ_FUA = REQ_FUA;
 const blk_opf_t DMRS_CONST_REQ_PREFLUSH = REQ_PREFLUSH;
+const unsigned int DMRS_CONST_BIO_MAX_VECS = BIO_MAX_VECS;
 const blk_status_t DMRS_CONST_BLK_STS_OK = BLK_STS_OK;
 const blk_status_t DMRS_CONST_BLK_STS_IOERR = BLK_STS_IOERR;
 const blk_status_t DMRS_CONST_BLK_STS_NOSPC = BLK_STS_NOSPC;

@@ -32,7 +32,7 @@ use core::ptr::NonNull;
 
 /// A block-layer completion status (`blk_status_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlkStatus(pub(crate) bindings::blk_status_t);
+pub struct BlkStatus(pub(super) bindings::blk_status_t);
 
 impl BlkStatus {
     /// Success.

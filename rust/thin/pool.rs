@@ -425,7 +425,7 @@ impl Pool {
         let meta = BdevFile::open(metadata_dev, !read_only).map_err(|e| (MD_ERR, e))?;
         let data = BdevFile::open(data_dev, true).map_err(|e| (MD_ERR, e))?;
         let data = Arc::new(data, GFP_KERNEL).map_err(|_| (MD_ERR, ENOMEM))?;
-        let dev = MetadataDev::new(meta, data.clone());
+        let dev = MetadataDev::new(meta, data.clone()).map_err(|e| (MD_ERR, e))?;
         let pmd = PoolMetadata::open(dev, block_size, !read_only).map_err(|e| {
             log_open_error(name, e, block_size);
             (MD_ERR, errno(e))
