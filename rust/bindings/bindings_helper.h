@@ -53,6 +53,7 @@ struct work_struct *dmrs_delayed_work_work(struct delayed_work *dwork);
 unsigned int dmrs_memalloc_noio_save(void);
 void dmrs_memalloc_noio_restore(unsigned int flags);
 struct file *dmrs_bdev_file_open(dev_t dev, bool write, int *err);
+void dmrs_get_file(struct file *f);
 struct block_device *dmrs_file_bdev(struct file *f);
 void dmrs_fput(struct file *f);
 int dmrs_rw_sync(struct block_device *bdev, sector_t sector, void *buf, unsigned int len,

@@ -133,6 +133,11 @@ struct file *dmrs_bdev_file_open(dev_t dev, bool write, int *err)
 	return f;
 }
 
+void dmrs_get_file(struct file *f)
+{
+	get_file(f);
+}
+
 struct block_device *dmrs_file_bdev(struct file *f)
 {
 	return file_bdev(f);

@@ -83,6 +83,15 @@ impl BdevFile {
         self.bdev
     }
 
+    /// A counted reference on the open file, for I/O in flight.
+    pub(super) fn counted(&self) -> BdevRef {
+        // SAFETY: the file is held by `self` (type invariant), so taking
+        // one more reference on it is allowed.
+        unsafe { bindings::dmrs_get_file(self.file.as_ptr()) };
+        // INVARIANT: the reference taken just now.
+        BdevRef { file: self.file }
+    }
+
     /// Size in 512-byte sectors (read anew on every call: devices grow).
     pub fn nr_sectors(&self) -> u64 {
         // SAFETY: the block device of a held file is valid.
@@ -153,6 +162,32 @@ impl BdevFile {
     pub fn flush(&self) -> Result {
         // SAFETY: a live block device.
         to_result(unsafe { bindings::dmrs_flush_bdev(self.bdev.as_ptr()) })
+    }
+}
+
+/// A counted reference on a [`BdevFile`]'s open file, held by I/O in
+/// flight (a bio's slot, a discard chain, a kcopyd request) so the device
+/// stays open until the I/O completes, even if its owner closes it first.
+///
+/// Dropped with `fput`, which may be called in any context, interrupt
+/// context included (a bio's completion): if it is the last reference, the
+/// VFS closes the device later, from process context.
+pub(crate) struct BdevRef {
+    // INVARIANT: a reference on the file, taken by `BdevFile::counted` and
+    // put once, in drop.
+    file: NonNull<bindings::file>,
+}
+
+// SAFETY: a file reference may be put from any thread.
+unsafe impl Send for BdevRef {}
+// SAFETY: nothing is reached through `&BdevRef`.
+unsafe impl Sync for BdevRef {}
+
+impl Drop for BdevRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `counted`, put once; `fput` is
+        // allowed in any context.
+        unsafe { bindings::fput(self.file.as_ptr()) };
     }
 }
 

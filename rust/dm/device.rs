@@ -172,16 +172,6 @@ impl DmDev {
         self.raw.try_access().map(|r| (r.dev, r.bdev))
     }
 
-    /// Runs `f` on the block device under the RCU read lock that keeps it
-    /// valid (`f` must not sleep); `None` once revoked.
-    pub(crate) fn with_bdev<R>(
-        &self,
-        f: impl FnOnce(NonNull<bindings::block_device>) -> R,
-    ) -> Option<R> {
-        let raw = self.raw.try_access()?;
-        Some(f(raw.bdev))
-    }
-
     /// The device number (`bdev->bd_dev`); answered even once revoked.
     pub fn dev_t(&self) -> DevT {
         self.dev_t

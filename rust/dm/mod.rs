@@ -26,14 +26,14 @@ mod target;
 mod workqueue;
 
 pub use args::Args;
-pub use bio::{Bio, BioList, BlkStatus, EndIoBio, Ended, MapBio, Mapped, Op};
+pub use bio::{Bio, BioList, BlkStatus, EndIoBio, Ended, MapBio, Mapped, Op, PerBioData};
 pub use block_io::{BdevFile, SECTOR_SIZE};
 pub use checksum::crc32c;
 pub use device::{BdevName, DevT, DmDev, MdId, Mode};
 pub use discard_chain::DiscardChain;
 pub use inflight::Inflight;
 pub use io_buf::IoBuf;
-pub use kcopyd::{KcopydClient, KcopydDone};
+pub use kcopyd::{KcopydClient, KcopydDone, KcopydRefs};
 pub use limits::QueueLimits;
 pub use log::{dm_log, LogLevel};
 pub(crate) use log::{dmerr, dmerr_metadata, dminfo, dmwarn, dmwarn_metadata};

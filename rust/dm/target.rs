@@ -21,7 +21,7 @@
 //! `map` and `end_io` must not sleep (`end_io` may run in interrupt context).
 
 use super::args::Args;
-use super::bio::{BlkStatus, EndIoBio, Ended, MapBio, Mapped};
+use super::bio::{slot, BlkStatus, EndIoBio, Ended, MapBio, Mapped, PerBioData, Slot};
 use super::device::{DmDev, MdId, Mode};
 use super::limits::QueueLimits;
 use super::status::{StatusType, StatusWriter};
@@ -138,8 +138,10 @@ impl TargetRef<'_> {
 /// behind the implementation's own locks.
 #[vtable]
 pub trait Target: Sized + Send + Sync {
-    /// Per-bio data device-mapper keeps beside each bio for this target.
-    type PerBio: Default + Send + Sync;
+    /// Per-bio data device-mapper keeps beside each bio for this target;
+    /// dropped when the bio completes, possibly in interrupt context (see
+    /// [`PerBioData`]).
+    type PerBio: PerBioData;
     /// State shared by every instance of the target type, given at
     /// registration (the C module's globals, e.g. the pool table).
     type Context: Send + Sync;
@@ -482,7 +484,7 @@ impl<T: Target> TargetType<T> {
         module: &'static ThisModule,
         shared: T::Context,
     ) -> Result<Self> {
-        let needs_end_io = T::HAS_END_IO || core::mem::needs_drop::<T::PerBio>();
+        let needs_end_io = T::HAS_END_IO || core::mem::needs_drop::<Slot<T::PerBio>>();
         let tt = bindings::target_type {
             features,
             name: name.as_ptr().cast(),
@@ -553,7 +555,7 @@ unsafe extern "C" fn ctr<T: Target>(
     argv: *mut *mut c_char,
 ) -> c_int {
     const {
-        assert!(core::mem::align_of::<T::PerBio>() <= core::mem::align_of::<bindings::bio>());
+        assert!(core::mem::align_of::<Slot<T::PerBio>>() <= core::mem::align_of::<bindings::bio>());
     }
     let Some(ti) = NonNull::new(ti) else {
         return code::EINVAL.to_errno();
@@ -571,7 +573,7 @@ unsafe extern "C" fn ctr<T: Target>(
         mds: KVec::new(),
         _p: PhantomData,
     };
-    let size = core::mem::size_of::<T::PerBio>();
+    let size = core::mem::size_of::<Slot<T::PerBio>>();
     // SAFETY: `ti` is valid and ours during ctr.
     unsafe { (*ti.as_ptr()).per_io_data_size = size as c_uint };
     // Allocated first, so that nothing can fail after the target is built.
@@ -636,10 +638,12 @@ unsafe extern "C" fn map<T: Target>(
     let Some(raw) = NonNull::new(bio) else {
         return bindings::DM_MAPIO_KILL as c_int;
     };
-    // Every bio passes through map once before end_io: `P` is made here.
-    // SAFETY: dm reserved `per_io_data_size` bytes, aligned (checked in ctr).
-    unsafe { super::bio::per_bio::<T::PerBio>(raw).write(T::PerBio::default()) };
-    // SAFETY: the bio passed to this target's map, per-bio data initialised.
+    // Every bio passes through map once before end_io: its slot is made here.
+    // SAFETY: a clone dm passed to this target's map; dm reserved
+    // `per_io_data_size` (the slot's size, set in ctr) bytes in front of it,
+    // aligned (checked in ctr), uninitialised until now.
+    unsafe { slot::<T::PerBio>(raw).write(Slot::new(tref.ti)) };
+    // SAFETY: the bio passed to this target's map, its slot initialised.
     let bio = unsafe { MapBio::new(raw, tref.ti) };
     t.map(&tref, bio).into_code() as c_int
 }
@@ -666,9 +670,10 @@ unsafe extern "C" fn end_io<T: Target>(
         bindings::DM_ENDIO_DONE
     };
     if code != bindings::DM_ENDIO_INCOMPLETE {
-        // SAFETY: device-mapper frees the clone after DONE or REQUEUE; its
-        // per-bio data, made in map, is dropped once, now.
-        unsafe { core::ptr::drop_in_place(super::bio::per_bio::<T::PerBio>(raw)) };
+        // SAFETY: a clone this target mapped; device-mapper frees it after
+        // DONE or REQUEUE, so its slot, made in map, is dropped once, now
+        // (in whatever context the completion runs: `PerBioData`).
+        unsafe { core::ptr::drop_in_place(slot::<T::PerBio>(raw)) };
     }
     code as c_int
 }

@@ -4,7 +4,7 @@
 //! inserts it into the mapping tree and releases the block's cell.
 
 use super::thin::{Thin, ThinBio};
-use crate::dm::{Bio, KcopydDone};
+use crate::dm::{Bio, KcopydDone, KcopydRefs};
 use kernel::alloc::KBox;
 use kernel::sync::Arc;
 
@@ -26,6 +26,8 @@ pub struct Job {
     /// After a partial copy from an external origin: the sectors of the
     /// block from here on still need zeroing.
     pub zero_from: Option<u64>,
+    /// The devices (and client) held while kcopyd runs the job.
+    refs: KcopydRefs,
     next: Option<KBox<Job>>,
 }
 
@@ -40,13 +42,21 @@ impl Job {
             cow,
             ok: true,
             zero_from: None,
+            refs: KcopydRefs::new(),
             next: None,
         }
     }
 }
 
 impl KcopydDone for Job {
-    /// The zeroing or copy is done: hand the job to the pool's worker.
+    fn refs(&mut self) -> &mut KcopydRefs {
+        &mut self.refs
+    }
+
+    /// The zeroing or copy is done: hand the job to the pool's worker. The
+    /// pool's clone is never its last reference: the pool table holds the
+    /// pool until its shutdown, which destroys the kcopyd client (waiting
+    /// for every completion) first.
     fn done(mut this: KBox<Self>, ok: bool) {
         this.ok = ok;
         let pool = this.thin.pool.clone();
