@@ -615,10 +615,15 @@ impl Pool {
         self.core().suspended.load(Ordering::Acquire)
     }
 
-    /// C `__pool_destroy`'s I/O half: stop the worker's timers, drain it,
-    /// commit and close the metadata. Sleeps.
+    /// C `__pool_destroy`'s I/O half: stop the worker's timers for good,
+    /// drain it, destroy the kcopyd client (while the pool table still
+    /// holds the pool, so no kcopyd completion is ever its last holder),
+    /// drain what those completions handed over, commit and close the
+    /// metadata. Sleeps.
     pub(crate) fn shutdown(&self) {
-        self.worker.cancel_delayed_sync();
+        self.worker.disable_delayed_sync();
+        self.worker.flush();
+        self.core().kcopyd.destroy();
         self.worker.flush();
         let _noio = NoIo::enter();
         let core = self.core();
