@@ -18,12 +18,15 @@
 //!
 //! Context: `ctr`, `dtr`, `message`, `status`, the suspend and resume hooks
 //! and `iterate_devices`/`io_hints` run in process context and may sleep;
-//! `map` and `end_io` must not sleep (`end_io` may run in interrupt context).
+//! the trampolines run them in a [`noio`] scope (allocations behave as
+//! `GFP_NOIO`). `map` and `end_io` must not sleep (`end_io` may run in
+//! interrupt context).
 
 use super::args::Args;
 use super::bio::{slot, BlkStatus, EndIoBio, Ended, MapBio, Mapped, PerBioData, Slot};
 use super::device::{DmDev, MdId, Mode};
 use super::limits::QueueLimits;
+use super::noio::noio;
 use super::status::{StatusType, StatusWriter};
 use crate::bindings;
 use crate::bindings::ffi::{c_char, c_int, c_uint, c_void};
@@ -582,7 +585,7 @@ unsafe extern "C" fn ctr<T: Target>(
         unsafe { (*ti.as_ptr()).error = c"Cannot allocate memory".as_ptr().cast_mut().cast() };
         return code::ENOMEM.to_errno();
     };
-    let result = T::ctr(&mut ctx, shared, &args);
+    let result = noio(|| T::ctr(&mut ctx, shared, &args));
     let TargetCtx {
         devs, events, mds, ..
     } = ctx;
@@ -602,7 +605,7 @@ unsafe extern "C" fn ctr<T: Target>(
             0
         }
         Err(e) => {
-            TargetCtx::release(ti, devs, events, mds);
+            noio(|| TargetCtx::release(ti, devs, events, mds));
             // SAFETY: `ti->error` takes a static string, as C string literals are.
             unsafe { (*ti.as_ptr()).error = e.msg.as_ptr().cast_mut().cast() };
             e.err.to_errno()
@@ -625,8 +628,10 @@ unsafe extern "C" fn dtr<T: Target>(ti: *mut bindings::dm_target) {
         events,
         mds,
     } = KBox::into_inner(inst);
-    drop(target);
-    TargetCtx::release(ti, devs, events, mds);
+    noio(|| {
+        drop(target);
+        TargetCtx::release(ti, devs, events, mds);
+    });
 }
 
 unsafe extern "C" fn map<T: Target>(
@@ -681,25 +686,25 @@ unsafe extern "C" fn end_io<T: Target>(
 unsafe extern "C" fn presuspend<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.presuspend(&r)
+    noio(|| t.presuspend(&r))
 }
 
 unsafe extern "C" fn presuspend_undo<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.presuspend_undo(&r)
+    noio(|| t.presuspend_undo(&r))
 }
 
 unsafe extern "C" fn postsuspend<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.postsuspend(&r)
+    noio(|| t.postsuspend(&r))
 }
 
 unsafe extern "C" fn preresume<T: Target>(ti: *mut bindings::dm_target) -> c_int {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    match t.preresume(&r) {
+    match noio(|| t.preresume(&r)) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -708,7 +713,7 @@ unsafe extern "C" fn preresume<T: Target>(ti: *mut bindings::dm_target) -> c_int
 unsafe extern "C" fn resume<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.resume(&r)
+    noio(|| t.resume(&r))
 }
 
 unsafe extern "C" fn status<T: Target>(
@@ -722,7 +727,7 @@ unsafe extern "C" fn status<T: Target>(
     let (t, r) = unsafe { instance::<T>(ti) };
     // SAFETY: device-mapper gives `maxlen` writable bytes at `result`.
     let mut out = unsafe { StatusWriter::from_raw(result, maxlen) };
-    t.status(&r, StatusType::from_raw(kind), StatusFlags(flags), &mut out);
+    noio(|| t.status(&r, StatusType::from_raw(kind), StatusFlags(flags), &mut out));
 }
 
 unsafe extern "C" fn message<T: Target>(
@@ -738,7 +743,7 @@ unsafe extern "C" fn message<T: Target>(
     let args = unsafe { Args::from_raw(argc, argv) };
     // SAFETY: `maxlen` writable bytes at `result`.
     let mut out = unsafe { StatusWriter::from_raw(result, maxlen) };
-    match t.message(&r, &args, &mut out) {
+    match noio(|| t.message(&r, &args, &mut out)) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -763,7 +768,7 @@ unsafe extern "C" fn iterate_devices<T: Target>(
             None => 0,
         }
     };
-    t.iterate_devices(&r, &mut visit)
+    noio(|| t.iterate_devices(&r, &mut visit))
 }
 
 unsafe extern "C" fn io_hints<T: Target>(
@@ -777,5 +782,5 @@ unsafe extern "C" fn io_hints<T: Target>(
     }
     // SAFETY: device-mapper passes the limits being stacked, ours for the call.
     let mut l = unsafe { QueueLimits::from_raw(limits) };
-    t.io_hints(&r, &mut l);
+    noio(|| t.io_hints(&r, &mut l));
 }

@@ -11,6 +11,7 @@
 //! running or queued later can arm it again), then destroys the queue,
 //! which runs what is queued first.
 
+use super::noio::noio;
 use crate::bindings;
 use core::marker::PhantomPinned;
 use core::pin::Pin;
@@ -21,7 +22,8 @@ use kernel::sync::Arc;
 use kernel::types::Opaque;
 
 /// What a [`Worker`]'s items run. Both run on the worker's queue, one at a
-/// time (the queue is ordered), in process context: they may sleep.
+/// time (the queue is ordered), in process context (they may sleep), inside
+/// a [`super::noio`] scope.
 pub trait WorkHandler: Send + Sync + Sized + 'static {
     /// The work item ([`Worker::queue`]).
     fn work(&self, worker: &WorkerRef<'_, Self>);
@@ -86,7 +88,7 @@ unsafe extern "C" fn work_fn<H: WorkHandler>(w: *mut bindings::work_struct) {
     // SAFETY: `w` is the `work` field of a pinned, live `Inner<H>` (only
     // queued by it); the queue is destroyed before the Inner is freed.
     let inner = unsafe { &*w.cast::<u8>().sub(off).cast::<Inner<H>>() };
-    inner.handler.work(&WorkerRef { inner });
+    noio(|| inner.handler.work(&WorkerRef { inner }));
 }
 
 unsafe extern "C" fn timer_fn<H: WorkHandler>(w: *mut bindings::work_struct) {
@@ -94,7 +96,7 @@ unsafe extern "C" fn timer_fn<H: WorkHandler>(w: *mut bindings::work_struct) {
     // SAFETY: `w` is the work of the `dwork` field of a live `Inner<H>`, as
     // for `work_fn`.
     let inner = unsafe { &*w.cast::<u8>().sub(off).cast::<Inner<H>>() };
-    inner.handler.timer(&WorkerRef { inner });
+    noio(|| inner.handler.timer(&WorkerRef { inner }));
 }
 
 impl<H: WorkHandler> Worker<H> {

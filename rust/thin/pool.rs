@@ -20,7 +20,8 @@
 //!   and degrades the pool, as `metadata_operation_failed` does.
 //! - **No I/O recursion.** Everything that allocates while it may hold up
 //!   I/O to the pool's own devices (worker, messages, constructor, status,
-//!   suspend hooks) runs in a [`NoIo`] scope.
+//!   suspend hooks) runs in a [`noio`](crate::dm::noio) scope, which the dm
+//!   layer enters around every such callback.
 //!
 //! Locking: the table's mutex, then a pool's state mutex, then the bound
 //! target's table-event mutex. The state mutex is held across metadata I/O.
@@ -35,7 +36,7 @@ use super::table_line::PoolFeatures;
 use super::thin::ThinBio;
 use super::worker::WorkState;
 use crate::dm::{
-    BdevFile, BioList, DevT, KcopydClient, MdHandle, MdId, NoIo, TableEvent, WorkHandler, Worker,
+    BdevFile, BioList, DevT, KcopydClient, MdHandle, MdId, TableEvent, WorkHandler, Worker,
     WorkerRef,
 };
 use kernel::alloc::KVec;
@@ -393,7 +394,6 @@ impl WorkHandler for PoolCore {
     /// the worker and re-arms itself.
     fn timer(&self, w: &WorkerRef<'_, Self>) {
         let fail_queued = {
-            let _noio = NoIo::enter();
             self.lock().no_space_tick(self.name())
         };
         if fail_queued {
@@ -499,7 +499,6 @@ impl Pool {
     /// C `pool_suspend_active_thins`: every active thin is suspended
     /// (noflush) while the pool is. Sleeps.
     pub fn suspend_active_thins(&self) {
-        let _noio = NoIo::enter();
         let list = {
             let mut t = self.core().thins.lock();
             let mut list = KVec::new();
@@ -536,7 +535,6 @@ impl Pool {
     pub fn postsuspend(&self) {
         self.worker.cancel_delayed_sync();
         self.worker.flush();
-        let _noio = NoIo::enter();
         let core = self.core();
         let _ = core.lock().commit(core.name());
     }
@@ -625,7 +623,6 @@ impl Pool {
         self.worker.flush();
         self.core().kcopyd.destroy();
         self.worker.flush();
-        let _noio = NoIo::enter();
         let core = self.core();
         let mut st = core.lock();
         if !st.closed && st.mode < PoolMode::OutOfMetadataSpace {
