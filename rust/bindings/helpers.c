@@ -245,11 +245,16 @@ void dmrs_discard_end(struct bio *parent, struct bio *last)
 	 */
 	if (!bio_flagged(parent, BIO_CHAIN))
 		atomic_set(&parent->__bi_remaining, 1);
+	/*
+	 * Cleared before the last discard is chained and submitted: from then
+	 * on a child's completion may set the parent's status to its error
+	 * (bio_chain_endio), which must reach end_io.
+	 */
+	parent->bi_status = BLK_STS_OK;
 	if (last) {
 		bio_chain(last, parent);
 		submit_bio(last);
 	}
-	parent->bi_status = BLK_STS_OK;
 	bio_endio(parent);
 }
 
