@@ -32,6 +32,7 @@ use crate::bindings;
 use crate::bindings::ffi::{c_char, c_int, c_uint, c_void};
 use core::ffi::CStr;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 use kernel::alloc::{KBox, KVec};
 use kernel::error::{code, Error, VTABLE_DEFAULT_ERROR};
@@ -461,11 +462,20 @@ struct TypeBox<T: Target> {
     shared: T::Context,
 }
 
-/// A registered target type; unregistered when dropped.
+/// A registered target type, unregistered only by [`TargetType::unregister`]
+/// at module exit.
+///
+/// Device-mapper looks a type up by name for every table loaded, and each
+/// table of the type holds a reference on the module, not on this object:
+/// only once the module is going (no table left) may the type go. So
+/// dropping a `TargetType` does not unregister it; a type dropped while
+/// registered is left registered and allocated (and logged), never freed
+/// under a table.
 pub struct TargetType<T: Target> {
     // INVARIANT: `b.raw` is registered with device-mapper from creation until
-    // drop, and its heap address never changes while registered.
-    b: KBox<TypeBox<T>>,
+    // `unregister`, and its heap address never changes while registered;
+    // the box is freed only after unregistering.
+    b: ManuallyDrop<KBox<TypeBox<T>>>,
 }
 
 // The context is `Send + Sync`.
@@ -518,21 +528,36 @@ impl<T: Target> TargetType<T> {
         };
         let mut b = KBox::new(TypeBox { raw: tt, shared }, GFP_KERNEL)?;
         // SAFETY: `b.raw` is a fully initialised target_type at a stable heap
-        // address that stays registered until `drop`.
+        // address that stays registered, and allocated, until `unregister`.
         let r = unsafe { bindings::dm_register_target(&mut b.raw) };
         if r != 0 {
             return Err(Error::from_errno(r));
         }
         // INVARIANT: registered just now.
-        Ok(TargetType { b })
+        Ok(TargetType {
+            b: ManuallyDrop::new(b),
+        })
+    }
+
+    /// Unregisters the type (`dm_unregister_target`) and frees it: only at
+    /// module exit (or when the module's init fails), when no table of the
+    /// type can be left, since every table holds a reference on the module.
+    pub fn unregister(mut self) {
+        // SAFETY: registered since creation (type invariant), unregistered
+        // once: `self` is consumed, and its drop below does nothing.
+        unsafe { bindings::dm_unregister_target(&mut self.b.raw) };
+        // SAFETY: unregistered just now, so device-mapper no longer reaches
+        // the box; taken once, and `self` is forgotten after.
+        drop(unsafe { ManuallyDrop::take(&mut self.b) });
+        core::mem::forget(self);
     }
 }
 
 impl<T: Target> Drop for TargetType<T> {
+    /// Only reached without [`TargetType::unregister`]: tables may still use
+    /// the type, so it stays registered and allocated.
     fn drop(&mut self) {
-        // SAFETY: registered since creation (type invariant); dm refuses to
-        // unload a module whose targets are in use, so none is live.
-        unsafe { bindings::dm_unregister_target(&mut self.b.raw) };
+        super::log::dmerr!("target type dropped while registered: left registered");
     }
 }
 
