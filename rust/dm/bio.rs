@@ -506,11 +506,19 @@ impl<P> Bio<P> {
         }
     }
 
-    /// Sends the (remapped) bio down to its device.
+    /// Sends the (remapped) bio down to its device, as a target submits a
+    /// bio it took from `map` (`dm_submit_bio_remap(bio, NULL)`, C thin's
+    /// `issue`): device-mapper starts its I/O accounting of the original
+    /// bio now (in-flight count and start time on the dm device, for a
+    /// target that sets `accounts_remapped_io`) and traces the remap.
+    /// Process context (`submit_bio_noacct` may sleep).
     pub fn submit(self) {
+        kernel::task::might_sleep();
         let raw = self.into_raw();
-        // SAFETY: we own the bio and pass ownership to the block layer.
-        unsafe { bindings::submit_bio_noacct(raw.as_ptr()) };
+        // SAFETY: the bio is the clone device-mapper gave a target of this
+        // layer (type invariant), which `dm_submit_bio_remap` needs to find
+        // its `dm_io`; we own it and pass ownership to the block layer.
+        unsafe { bindings::dm_submit_bio_remap(raw.as_ptr(), core::ptr::null_mut()) };
     }
 }
 
