@@ -152,7 +152,10 @@ void dmrs_fput(struct file *f)
 	__fput_sync(f);
 }
 
-/* Adds [buf, buf + len) to @bio page by page; kmalloc or vmalloc memory. */
+/*
+ * Adds [buf, buf + len) to @bio page by page: an IoBuf (rust/dm/io_buf.rs),
+ * kvmalloc memory of at most BIO_MAX_VECS pages, so every page is found.
+ */
 static int dmrs_bio_add_buf(struct bio *bio, const void *buf, unsigned int len)
 {
 	while (len) {

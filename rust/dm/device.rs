@@ -159,7 +159,8 @@ impl DmDev {
     }
 
     /// The `dm_dev` and block device, when `ti` opened this device: those
-    /// cannot be revoked while a callback of `ti` runs.
+    /// cannot be revoked while a callback of `ti` runs or a bio `ti` mapped
+    /// is in flight (device-mapper destroys `ti` only after both).
     pub(crate) fn raw_for(
         &self,
         ti: NonNull<bindings::dm_target>,
