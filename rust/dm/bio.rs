@@ -508,10 +508,12 @@ impl<P> Bio<P> {
 
     /// Sends the (remapped) bio down to its device, as a target submits a
     /// bio it took from `map` (`dm_submit_bio_remap(bio, NULL)`, C thin's
-    /// `issue`): device-mapper starts its I/O accounting of the original
-    /// bio now (in-flight count and start time on the dm device, for a
-    /// target that sets `accounts_remapped_io`) and traces the remap.
-    /// Process context (`submit_bio_noacct` may sleep).
+    /// `issue`).
+    ///
+    /// Device-mapper starts its I/O accounting of the original bio now
+    /// (in-flight count on the dm device, for a target that sets
+    /// `accounts_remapped_io`; the latency counts from the bio's arrival)
+    /// and traces the remap. Process context: `submit_bio_noacct` may sleep.
     pub fn submit(self) {
         kernel::task::might_sleep();
         let raw = self.into_raw();

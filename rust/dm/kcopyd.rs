@@ -41,8 +41,11 @@ pub trait KcopydDone: Send + Sized + 'static {
 }
 
 /// What a kcopyd request holds until it completes: counted references on
-/// its devices and on the client. Made empty by the completion's owner;
-/// filled by [`KcopydClient::copy`] and [`KcopydClient::zero`].
+/// its devices and on the client.
+///
+/// Made empty by the completion's owner ([`KcopydRefs::new`]), filled by
+/// [`KcopydClient::copy`] and [`KcopydClient::zero`], emptied again when
+/// the completion is dropped or submitted anew.
 pub struct KcopydRefs {
     devs: [Option<BdevRef>; 2],
     client: Option<Arc<Shared>>,
@@ -89,8 +92,8 @@ pub struct KcopydClient {
 }
 
 unsafe extern "C" fn notify<C: KcopydDone>(read_err: c_int, write_err: c_ulong, ctx: *mut c_void) {
-    // SAFETY: `ctx` is the `KBox<C>` leaked by `copy`/`zero`, given back
-    // exactly once by kcopyd's single completion call.
+    // SAFETY: `ctx` is the `KBox<C>` leaked by `submit` (for `copy` or
+    // `zero`), given back exactly once by kcopyd's single completion call.
     let mut c = unsafe { KBox::from_raw(ctx.cast::<C>()) };
     let client = c.refs().client.take();
     if let Some(s) = &client {

@@ -13,7 +13,9 @@
 
 use crate::bindings;
 
-/// Runs `f` in a `memalloc_noio` scope of the current task. Scopes nest.
+/// Runs `f` in a `memalloc_noio` scope of the current task.
+///
+/// Scopes nest; each ends when its closure returns.
 pub fn noio<R>(f: impl FnOnce() -> R) -> R {
     // SAFETY: sets a flag of the current task; always allowed.
     let flags = unsafe { bindings::dmrs_memalloc_noio_save() };
