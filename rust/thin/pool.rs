@@ -18,6 +18,11 @@
 //!   waker finds changes (every second, [`COMMIT_PERIOD_MS`]), and at
 //!   shutdown. A failed commit aborts the transaction, sets `needs_check`
 //!   and degrades the pool, as `metadata_operation_failed` does.
+//! - **Shutdown** ([`Pool::shutdown`], by the last target to go) disables
+//!   the waker, drains the worker and destroys the kcopyd client while the
+//!   pool table still holds the pool: a kcopyd completion (which holds the
+//!   pool through its job's thin) is never the pool's last holder, so the
+//!   client is never destroyed from inside its own completion.
 //! - **No I/O recursion.** Everything that allocates while it may hold up
 //!   I/O to the pool's own devices (worker, messages, constructor, status,
 //!   suspend hooks) runs in a [`noio`](crate::dm::noio) scope, which the dm
