@@ -13,8 +13,9 @@
 //! the client explicitly ([`KcopydClient::destroy`]) on its shutdown path,
 //! in process context, while it is still alive, so no completion can be
 //! the last holder of the owner: afterwards no completion runs any more.
-//! If the client is nevertheless dropped undestroyed from one of its own
-//! completions, it is left allocated (and logged) rather than deadlock.
+//! Neither path can deadlock even if misused: [`KcopydClient::destroy`]
+//! called from one of the client's own completions does nothing, and a
+//! client dropped undestroyed there is left allocated (both logged).
 
 use super::block_io::{BdevFile, BdevRef};
 use super::log::dmerr;
@@ -207,14 +208,26 @@ impl KcopydClient {
         });
     }
 
+    /// Whether the current task is running one of this client's completions.
+    fn in_own_completion(&self) -> bool {
+        self.shared.in_callback.load(Ordering::Relaxed) == Task::current_raw()
+    }
+
     /// Waits for every request (their completions included) and destroys
-    /// the client; later requests fail at once. Sleeps; never from one of
-    /// the client's own completions.
+    /// the client; later requests fail at once. Sleeps.
+    ///
+    /// Called from one of the client's own completions, it would wait for
+    /// itself: it then logs and does nothing.
     pub fn destroy(&self) {
+        if self.in_own_completion() {
+            dmerr!("kcopyd client destroyed in its own completion: not destroyed");
+            return;
+        }
         let kc = self.shared.kc.lock().take();
         if let Some(kc) = kc {
             // SAFETY: taken out of the state, so destroyed once; no request
-            // can be submitted any more.
+            // can be submitted any more; not from one of its own
+            // completions (checked above), so the wait ends.
             unsafe { bindings::dm_kcopyd_client_destroy(kc.0.as_ptr()) };
         }
     }
@@ -224,7 +237,7 @@ impl Drop for KcopydClient {
     fn drop(&mut self) {
         let kc = self.shared.kc.lock().take();
         let Some(kc) = kc else { return };
-        if self.shared.in_callback.load(Ordering::Relaxed) == Task::current_raw() {
+        if self.in_own_completion() {
             // Destroying would wait for this very completion to return.
             dmerr!("kcopyd client dropped in its own completion: left allocated");
             core::mem::forget(kc);
