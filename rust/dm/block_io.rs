@@ -79,7 +79,7 @@ impl BdevFile {
         self.bdev == other.bdev
     }
 
-    pub(crate) fn bdev(&self) -> NonNull<bindings::block_device> {
+    pub(super) fn bdev(&self) -> NonNull<bindings::block_device> {
         self.bdev
     }
 

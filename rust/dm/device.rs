@@ -154,14 +154,14 @@ impl DmDev {
     }
 
     /// Whether `ti` opened this device.
-    pub(crate) fn owned_by(&self, ti: NonNull<bindings::dm_target>) -> bool {
+    pub(super) fn owned_by(&self, ti: NonNull<bindings::dm_target>) -> bool {
         self.owner == ti.as_ptr() as usize
     }
 
     /// The `dm_dev` and block device, when `ti` opened this device: those
     /// cannot be revoked while a callback of `ti` runs or a bio `ti` mapped
     /// is in flight (device-mapper destroys `ti` only after both).
-    pub(crate) fn raw_for(
+    pub(super) fn raw_for(
         &self,
         ti: NonNull<bindings::dm_target>,
     ) -> Option<(NonNull<bindings::dm_dev>, NonNull<bindings::block_device>)> {
