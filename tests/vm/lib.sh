@@ -207,3 +207,44 @@ pool_reload() {
     must dmsetup suspend "$pool"
     must dmsetup resume "$pool"
 }
+# ---- Helpers for the bounded-I/O scenarios (58 and up) ----
+# A hung bio must fail a scenario, not hang the VM: risky commands run in the
+# background with a marker file written when they end (kill -0 cannot tell a
+# finished, unreaped child from a running one), and waits have deadlines.
+# bg_start NAME CMD...: run CMD in the background; its exit status goes to
+# /tmp/bg.NAME.rc when it ends, its output to /tmp/bg.NAME.out.
+bg_start() {
+    local name=$1; shift
+    rm -f /tmp/bg.$name.rc
+    ( "$@" >/tmp/bg.$name.out 2>&1; echo $? > /tmp/bg.$name.rc.tmp; mv /tmp/bg.$name.rc.tmp /tmp/bg.$name.rc ) &
+    eval "BG_$name=$!"
+}
+bg_done() { [ -s /tmp/bg.$1.rc ]; }
+bg_rc() { cat /tmp/bg.$1.rc; }
+# bg_wait NAME SECONDS: 0 when NAME has ended within SECONDS, else 1.
+bg_wait() { wait_for "$2" bg_done "$1"; }
+# bounded SECONDS CMD...: CMD with a deadline; its exit status, or 124 when
+# it is still running after SECONDS (then left running: D state cannot be killed).
+bounded() {
+    local secs=$1; shift
+    bg_start bounded "$@"
+    if bg_wait bounded "$secs"; then wait $BG_bounded 2>/dev/null; return "$(bg_rc bounded)"; fi
+    return 124
+}
+# blocked_tasks: the D-state tasks with their kernel stacks (and sysrq w when the
+# kernel has it), for a scenario that has found a hang.
+blocked_tasks() {
+    [ -w /proc/sysrq-trigger ] && echo w > /proc/sysrq-trigger 2>/dev/null
+    local p
+    for p in /proc/[0-9]*; do
+        [ "$(awk '{print $3}' $p/stat 2>/dev/null)" = D ] || continue
+        echo "  .. D-state: ${p#/proc/} $(tr '\0' ' ' < $p/cmdline) wchan=$(cat $p/wchan 2>/dev/null)"
+        [ -r $p/stack ] && sed 's/^/  ..     /' $p/stack 2>/dev/null | head -n 12
+    done
+}
+# hung_fail WHAT: report a hang and fail; the devices in use stay (the harness's
+# teardown skips open devices rather than waiting on them).
+hung_fail() { blocked_tasks; fail "HANG: $*"; }
+# rnd N: R becomes the next value in [0, N) of a reproducible pseudo-random
+# sequence seeded by setting RND (no fork: it runs in the calling shell).
+rnd() { RND=$(( (${RND:-1} * 1103515245 + 12345) % 2147483648 )); R=$(( (RND >> 8) % $1 )); }
