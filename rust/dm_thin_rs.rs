@@ -33,10 +33,11 @@ module! {
     license: "GPL",
 }
 
-/// The module: both target types, registered for its lifetime.
+/// The module: both target types, registered for its lifetime and
+/// unregistered at its exit (drop), when no table of them is left.
 pub struct DmThinRs {
-    _thin: dm::TargetType<thin::ThinTarget>,
-    _pool: dm::TargetType<thin::PoolTarget>,
+    thin: Option<dm::TargetType<thin::ThinTarget>>,
+    pool: Option<dm::TargetType<thin::PoolTarget>>,
 }
 
 impl kernel::Module for DmThinRs {
@@ -49,21 +50,41 @@ impl kernel::Module for DmThinRs {
             module,
             pools.clone(),
         )?;
-        let thin = dm::TargetType::<thin::ThinTarget>::register(
+        let thin = match dm::TargetType::<thin::ThinTarget>::register(
             dm::thin_target_name(),
             thin::TARGET_VERSION,
             thin::ThinTarget::FEATURES,
             module,
             pools,
-        )?;
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                // The init fails: the module goes, as at its exit.
+                pool.unregister();
+                return Err(e);
+            }
+        };
         pr_info!(
             "registered targets {:?} and {:?}\n",
             dm::pool_target_name(),
             dm::thin_target_name()
         );
         Ok(DmThinRs {
-            _thin: thin,
-            _pool: pool,
+            thin: Some(thin),
+            pool: Some(pool),
         })
+    }
+}
+
+impl Drop for DmThinRs {
+    /// Module exit: no table of either type is left (each holds a module
+    /// reference), so both types are unregistered.
+    fn drop(&mut self) {
+        if let Some(t) = self.thin.take() {
+            t.unregister();
+        }
+        if let Some(p) = self.pool.take() {
+            p.unregister();
+        }
     }
 }

@@ -21,6 +21,7 @@ const blk_mode_t DMRS_CONST_BLK_OPEN_WRITE = BLK_OPEN_WRITE;
 const blk_opf_t DMRS_CONST_REQ_OP_MASK = REQ_OP_MASK;
 const blk_opf_t DMRS_CONST_REQ_FUA = REQ_FUA;
 const blk_opf_t DMRS_CONST_REQ_PREFLUSH = REQ_PREFLUSH;
+const unsigned int DMRS_CONST_BIO_MAX_VECS = BIO_MAX_VECS;
 const blk_status_t DMRS_CONST_BLK_STS_OK = BLK_STS_OK;
 const blk_status_t DMRS_CONST_BLK_STS_IOERR = BLK_STS_IOERR;
 const blk_status_t DMRS_CONST_BLK_STS_NOSPC = BLK_STS_NOSPC;
@@ -52,6 +53,7 @@ struct work_struct *dmrs_delayed_work_work(struct delayed_work *dwork);
 unsigned int dmrs_memalloc_noio_save(void);
 void dmrs_memalloc_noio_restore(unsigned int flags);
 struct file *dmrs_bdev_file_open(dev_t dev, bool write, int *err);
+void dmrs_get_file(struct file *f);
 struct block_device *dmrs_file_bdev(struct file *f);
 void dmrs_fput(struct file *f);
 int dmrs_rw_sync(struct block_device *bdev, sector_t sector, void *buf, unsigned int len,

@@ -133,6 +133,11 @@ struct file *dmrs_bdev_file_open(dev_t dev, bool write, int *err)
 	return f;
 }
 
+void dmrs_get_file(struct file *f)
+{
+	get_file(f);
+}
+
 struct block_device *dmrs_file_bdev(struct file *f)
 {
 	return file_bdev(f);
@@ -147,7 +152,10 @@ void dmrs_fput(struct file *f)
 	__fput_sync(f);
 }
 
-/* Adds [buf, buf + len) to @bio page by page; kmalloc or vmalloc memory. */
+/*
+ * Adds [buf, buf + len) to @bio page by page: an IoBuf (rust/dm/io_buf.rs),
+ * kvmalloc memory of at most BIO_MAX_VECS pages, so every page is found.
+ */
 static int dmrs_bio_add_buf(struct bio *bio, const void *buf, unsigned int len)
 {
 	while (len) {
@@ -240,11 +248,16 @@ void dmrs_discard_end(struct bio *parent, struct bio *last)
 	 */
 	if (!bio_flagged(parent, BIO_CHAIN))
 		atomic_set(&parent->__bi_remaining, 1);
+	/*
+	 * Cleared before the last discard is chained and submitted: from then
+	 * on a child's completion may set the parent's status to its error
+	 * (bio_chain_endio), which must reach end_io.
+	 */
+	parent->bi_status = BLK_STS_OK;
 	if (last) {
 		bio_chain(last, parent);
 		submit_bio(last);
 	}
-	parent->bi_status = BLK_STS_OK;
 	bio_endio(parent);
 }
 

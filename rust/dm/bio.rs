@@ -17,12 +17,24 @@
 //!   target's (`DM_ENDIO_INCOMPLETE`).
 //!
 //! Per-bio data `P` lives in the area device-mapper reserves in front of each
-//! bio (`per_io_data_size`). The map trampoline writes `P::default()` there;
-//! it never moves (only `&P` and `Pin<&mut P>` are handed out); it is
-//! dropped when device-mapper is done with the bio: when `map` kills or
-//! requeues it, or when `end_io` lets the completion proceed.
+//! bio (`per_io_data_size`), inside the layer's [`Slot`]. The map trampoline
+//! writes the slot there; `P` never moves (only `&P` and `Pin<&mut P>` are
+//! handed out); the slot is dropped when device-mapper is done with the
+//! bio: when `map` kills or requeues it, or when `end_io` lets the
+//! completion proceed, which may be in interrupt context: hence
+//! [`PerBioData`].
+//!
+//! The slot also holds what keeps the bio's device alive while the bio is
+//! in flight. A bio remapped to a table's device ([`DmDev`]) needs nothing:
+//! device-mapper destroys a target (and puts its devices) only once its
+//! bios have completed, and [`Bio::remap`] checks, as [`MapBio::remap`]
+//! does, that the device is the bio's own target's. A bio remapped to a
+//! device the target opened itself ([`BdevFile`]), or whose discards are
+//! chained to it ([`Bio::chain_discards`]), carries a counted reference on
+//! that device's file ([`BdevRef`]) in its slot, dropped with the slot: the
+//! device cannot be closed under the I/O in flight, whatever its owner does.
 
-use super::block_io::BdevFile;
+use super::block_io::{BdevFile, BdevRef};
 use super::device::DmDev;
 use crate::bindings;
 use core::marker::PhantomData;
@@ -32,7 +44,7 @@ use core::ptr::NonNull;
 
 /// A block-layer completion status (`blk_status_t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlkStatus(pub(crate) bindings::blk_status_t);
+pub struct BlkStatus(pub(super) bindings::blk_status_t);
 
 impl BlkStatus {
     /// Success.
@@ -65,6 +77,39 @@ pub enum Op {
     Discard,
     /// Anything else (secure erase, write zeroes, zone operations).
     Other(u32),
+}
+
+/// Per-bio data a target keeps beside each bio (`Target::PerBio`).
+///
+/// Device-mapper is done with a bio, and the layer drops its per-bio data,
+/// in the bio's completion, which may run in interrupt context. A type
+/// implementing this trait states that dropping a value is safe there: it
+/// never sleeps and takes no lock that is not IRQ-safe (in particular, it
+/// never drops the last reference to an object whose drop sleeps).
+pub trait PerBioData: Default + Send + Sync + 'static {}
+
+impl PerBioData for () {}
+
+/// What the layer keeps in the per-bio area of every bio of a target: the
+/// target's per-bio data and what the layer itself needs.
+pub(super) struct Slot<P> {
+    /// The target the bio was mapped by, as an identity for owner checks.
+    ti: NonNull<bindings::dm_target>,
+    /// A counted reference on the device the bio (or its discard chain) is
+    /// in flight to, if the target opened that device itself.
+    dev: Option<BdevRef>,
+    data: P,
+}
+
+impl<P: Default> Slot<P> {
+    /// The slot of a bio `ti` is mapping.
+    pub(super) fn new(ti: NonNull<bindings::dm_target>) -> Self {
+        Slot {
+            ti,
+            dev: None,
+            data: P::default(),
+        }
+    }
 }
 
 /// An invariant lifetime: a brand tying a bio to the one callback it came in.
@@ -126,18 +171,26 @@ macro_rules! bio_accessors {
 
         /// The target's per-bio data.
         pub fn data(&self) -> &P {
-            // SAFETY: the per-bio area holds an initialised `P` until dm is
-            // done with the bio (type invariant); only this bio's handles reach it.
-            unsafe { &*per_bio::<P>(self.raw) }
+            // SAFETY: a clone dm gave this target, whose per-bio area holds
+            // an initialised `Slot<P>` until dm is done with the bio (type
+            // invariant); only this bio's handles reach it.
+            unsafe { &(*slot::<P>(self.raw)).data }
         }
     };
 }
 
-/// The per-bio data area of `bio`.
-pub(crate) fn per_bio<P>(bio: NonNull<bindings::bio>) -> *mut P {
-    // SAFETY: dm_per_bio_data only computes an address in front of the bio
-    // (the area of `per_io_data_size` bytes the target asked for).
-    unsafe { bindings::dm_per_bio_data(bio.as_ptr(), core::mem::size_of::<P>()) }.cast::<P>()
+/// The layer's slot in the per-bio area of `bio`.
+///
+/// # Safety
+///
+/// `bio` must be a live clone device-mapper passed to a target whose
+/// `per_io_data_size` is `size_of::<Slot<P>>()` (set by the ctr
+/// trampoline): `dm_per_bio_data` reads the clone's `dm_target_io` flags
+/// to find the area, then computes its address in front of the bio.
+pub(super) unsafe fn slot<P>(bio: NonNull<bindings::bio>) -> *mut Slot<P> {
+    // SAFETY: guaranteed by the caller.
+    unsafe { bindings::dm_per_bio_data(bio.as_ptr(), core::mem::size_of::<Slot<P>>()) }
+        .cast::<Slot<P>>()
 }
 
 /// Sets the bio's device and start.
@@ -158,16 +211,27 @@ unsafe fn set_dev(
 }
 
 /// What `map` did with its bio; only made by consuming the [`MapBio`].
+///
+/// The code is private: only this file makes a verdict, and the map
+/// trampoline reads it through [`Mapped::into_code`], which consumes it.
 #[must_use]
 pub struct Mapped<'a> {
-    pub(crate) code: u32,
+    code: u32,
     _brand: Brand<'a>,
+}
+
+impl Mapped<'_> {
+    /// The `DM_MAPIO_*` code, for the map trampoline to return.
+    pub(super) fn into_code(self) -> u32 {
+        self.code
+    }
 }
 
 /// The bio of one `map` call; see the module documentation.
 pub struct MapBio<'a, P> {
     // INVARIANT: `raw` is the bio device-mapper passed to `map` for target
-    // `ti`, live for the call, its per-bio area holding an initialised `P`.
+    // `ti`, live for the call, its per-bio area holding an initialised
+    // `Slot<P>`.
     raw: NonNull<bindings::bio>,
     ti: NonNull<bindings::dm_target>,
     _brand: Brand<'a>,
@@ -178,7 +242,7 @@ impl<'a, P> MapBio<'a, P> {
     /// # Safety
     ///
     /// `raw` is the bio passed to `ti`'s map function, with its per-bio area
-    /// initialised to a `P`; the result is used only during that call.
+    /// initialised to a `Slot<P>`; the result is used only during that call.
     pub(crate) unsafe fn new(raw: NonNull<bindings::bio>, ti: NonNull<bindings::dm_target>) -> Self {
         // INVARIANT: guaranteed by the caller.
         MapBio {
@@ -193,15 +257,16 @@ impl<'a, P> MapBio<'a, P> {
 
     /// Moves the bio's start (C `bio->bi_iter.bi_sector = ...`).
     pub fn set_sector(&mut self, sector: u64) {
-        // SAFETY: the bio is ours during map.
+        // SAFETY: the bio is live and ours to modify during map.
         unsafe { (*self.raw.as_ptr()).bi_iter.bi_sector = sector };
     }
 
     /// The target's per-bio data, mutably.
     pub fn data_mut(&mut self) -> Pin<&mut P> {
-        // SAFETY: initialised (type invariant), never moved; `&mut self` is
-        // the only handle to this bio during `map`.
-        unsafe { Pin::new_unchecked(&mut *per_bio::<P>(self.raw)) }
+        // SAFETY: a clone dm gave this target, its slot initialised (type
+        // invariant); `P` is never moved; `&mut self` is the only handle to
+        // this bio during `map`.
+        unsafe { Pin::new_unchecked(&mut (*slot::<P>(self.raw)).data) }
     }
 
     fn token(self, code: u32) -> Mapped<'a> {
@@ -218,7 +283,8 @@ impl<'a, P> MapBio<'a, P> {
         match dev.raw_for(self.ti) {
             Some((_, bdev)) => {
                 // SAFETY: the bio is ours during map; `bdev` is held by this
-                // target's table, which outlives the call.
+                // target, which device-mapper destroys only after the bio
+                // completed.
                 unsafe { set_dev(self.raw, bdev, sector) };
                 self.token(bindings::DM_MAPIO_REMAPPED)
             }
@@ -226,11 +292,16 @@ impl<'a, P> MapBio<'a, P> {
         }
     }
 
-    /// Points the bio at `dev`, a device the target opened itself and keeps
-    /// open while its bios are in flight (the pool's data device, held by
-    /// the pool every thin holds), for device-mapper to submit.
+    /// Points the bio at `dev`, a device the target opened itself, for
+    /// device-mapper to submit; the bio holds a counted reference on the
+    /// device until it completes (see the module documentation).
     pub fn remap_file(self, dev: &BdevFile, sector: u64) -> Mapped<'a> {
-        // SAFETY: the bio is ours during map; `dev` is an open device.
+        let held = dev.counted();
+        // SAFETY: a clone dm gave this target, its slot initialised (type
+        // invariant); the handle is consumed, so nothing else reaches it.
+        unsafe { (*slot::<P>(self.raw)).dev = Some(held) };
+        // SAFETY: the bio is ours during map; `dev` is open, and stays open
+        // while the bio is in flight (the reference just stored).
         unsafe { set_dev(self.raw, dev.bdev(), sector) };
         self.token(bindings::DM_MAPIO_REMAPPED)
     }
@@ -260,25 +331,36 @@ impl<'a, P> MapBio<'a, P> {
     }
 
     /// Device-mapper frees a killed or requeued clone without calling
-    /// `end_io`: its per-bio data is dropped now.
+    /// `end_io`: its slot is dropped now.
     fn drop_data(&self) {
-        // SAFETY: initialised (type invariant) and never used again: the
-        // handle is consumed by the caller.
-        unsafe { core::ptr::drop_in_place(per_bio::<P>(self.raw)) };
+        // SAFETY: a clone dm gave this target, its slot initialised (type
+        // invariant) and never used again: the handle is consumed by the
+        // caller.
+        unsafe { core::ptr::drop_in_place(slot::<P>(self.raw)) };
     }
 }
 
 /// What `end_io` decided; only made by consuming the [`EndIoBio`].
+///
+/// The code is private, as [`Mapped`]'s: the end_io trampoline reads it
+/// through [`Ended::into_code`].
 #[must_use]
 pub struct Ended<'a> {
-    pub(crate) code: u32,
+    code: u32,
     _brand: Brand<'a>,
+}
+
+impl Ended<'_> {
+    /// The `DM_ENDIO_*` code, for the end_io trampoline to return.
+    pub(super) fn into_code(self) -> u32 {
+        self.code
+    }
 }
 
 /// The bio of one `end_io` call: borrowed; see the module documentation.
 pub struct EndIoBio<'a, P> {
     // INVARIANT: a bio this target mapped, completing now; its per-bio area
-    // holds an initialised `P`.
+    // holds an initialised `Slot<P>`.
     raw: NonNull<bindings::bio>,
     _brand: Brand<'a>,
     _p: PhantomData<P>,
@@ -331,9 +413,10 @@ impl<'a, P> EndIoBio<'a, P> {
 
 /// A bio the target owns; see the module documentation.
 pub struct Bio<P = ()> {
-    // INVARIANT: `raw` is a live bio owned by this handle until one of the
+    // INVARIANT: `raw` is a live clone device-mapper gave a target of this
+    // layer (in `map` or `end_io`), owned by this handle until one of the
     // consuming methods (or drop) completes or passes it on; its per-bio
-    // data area holds an initialised `P`.
+    // area holds an initialised `Slot<P>`.
     raw: NonNull<bindings::bio>,
     _p: PhantomData<P>,
 }
@@ -349,9 +432,17 @@ impl<P> Bio<P> {
 
     /// The target's per-bio data, mutably.
     pub fn data_mut(&mut self) -> Pin<&mut P> {
-        // SAFETY: initialised (type invariant), never moved; `&mut self` is
-        // the only handle to this bio.
-        unsafe { Pin::new_unchecked(&mut *per_bio::<P>(self.raw)) }
+        // SAFETY: a clone dm gave this target, its slot initialised (type
+        // invariant); `P` is never moved; `&mut self` is the only handle.
+        unsafe { Pin::new_unchecked(&mut (*slot::<P>(self.raw)).data) }
+    }
+
+    /// Stores a counted reference on `dev` in the bio's slot, replacing
+    /// any earlier one: the device stays open until the bio completes.
+    pub(super) fn hold(&mut self, dev: &BdevFile) {
+        let held = dev.counted();
+        // SAFETY: as for `data_mut`.
+        unsafe { (*slot::<P>(self.raw)).dev = Some(held) };
     }
 
     pub(super) fn into_raw(self) -> NonNull<bindings::bio> {
@@ -359,21 +450,29 @@ impl<P> Bio<P> {
     }
 
     /// Points the bio at `dev`, starting at `sector`; `false` (and the bio
-    /// unchanged) if the table that opened `dev` has put it.
-    ///
-    /// Sets the device under the RCU read lock that keeps the handle valid.
+    /// unchanged) if `dev` is not a device of the bio's own target, as
+    /// [`MapBio::remap`] checks, or was put.
     pub fn remap(&mut self, dev: &DmDev, sector: u64) -> bool {
-        dev.with_bdev(|bdev| {
-            // SAFETY: the bio is ours; `bdev` is live while the guard is held.
-            unsafe { set_dev(self.raw, bdev, sector) }
-        })
-        .is_some()
+        // SAFETY: as for `data_mut`; `ti` is only compared.
+        let ti = unsafe { (*slot::<P>(self.raw)).ti };
+        let Some((_, bdev)) = dev.raw_for(ti) else {
+            return false;
+        };
+        // SAFETY: as for `data_mut`: the old reference, if any, is dropped.
+        unsafe { (*slot::<P>(self.raw)).dev = None };
+        // SAFETY: the bio is ours; `bdev` is held by the bio's target, which
+        // device-mapper destroys only after the bio completed.
+        unsafe { set_dev(self.raw, bdev, sector) };
+        true
     }
 
-    /// Points the bio at `dev`, a device the target keeps open while the
-    /// bio is in flight (see [`MapBio::remap_file`]).
+    /// Points the bio at `dev`, a device the target opened itself; the bio
+    /// holds a counted reference on it until it completes (see
+    /// [`MapBio::remap_file`]).
     pub fn remap_file(&mut self, dev: &BdevFile, sector: u64) {
-        // SAFETY: the bio is ours; `dev` is an open device.
+        self.hold(dev);
+        // SAFETY: the bio is ours; `dev` is open and stays open while the
+        // bio is in flight (the reference just stored).
         unsafe { set_dev(self.raw, dev.bdev(), sector) };
     }
 
@@ -407,11 +506,21 @@ impl<P> Bio<P> {
         }
     }
 
-    /// Sends the (remapped) bio down to its device.
+    /// Sends the (remapped) bio down to its device, as a target submits a
+    /// bio it took from `map` (`dm_submit_bio_remap(bio, NULL)`, C thin's
+    /// `issue`).
+    ///
+    /// Device-mapper starts its I/O accounting of the original bio now
+    /// (in-flight count on the dm device, for a target that sets
+    /// `accounts_remapped_io`; the latency counts from the bio's arrival)
+    /// and traces the remap. Process context: `submit_bio_noacct` may sleep.
     pub fn submit(self) {
+        kernel::task::might_sleep();
         let raw = self.into_raw();
-        // SAFETY: we own the bio and pass ownership to the block layer.
-        unsafe { bindings::submit_bio_noacct(raw.as_ptr()) };
+        // SAFETY: the bio is the clone device-mapper gave a target of this
+        // layer (type invariant), which `dm_submit_bio_remap` needs to find
+        // its `dm_io`; we own it and pass ownership to the block layer.
+        unsafe { bindings::dm_submit_bio_remap(raw.as_ptr(), core::ptr::null_mut()) };
     }
 }
 

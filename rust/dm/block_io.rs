@@ -8,10 +8,11 @@
 //! devices open by itself. Every call here sleeps and allocates its bios
 //! with `GFP_NOIO` (from the block layer's mempool: they cannot fail).
 //!
-//! Buffers must be kmalloc or vmalloc memory (not the stack or static
-//! data): the bios reach their pages.
+//! Buffers are [`IoBuf`]s: memory the layer allocated, which one bio can
+//! carry (the bios reach its pages).
 
 use super::device::DevT;
+use super::io_buf::IoBuf;
 use crate::bindings;
 use core::ptr::NonNull;
 use kernel::error::{to_result, Error};
@@ -78,8 +79,17 @@ impl BdevFile {
         self.bdev == other.bdev
     }
 
-    pub(crate) fn bdev(&self) -> NonNull<bindings::block_device> {
+    pub(super) fn bdev(&self) -> NonNull<bindings::block_device> {
         self.bdev
+    }
+
+    /// A counted reference on the open file, for I/O in flight.
+    pub(super) fn counted(&self) -> BdevRef {
+        // SAFETY: the file is held by `self` (type invariant), so taking
+        // one more reference on it is allowed.
+        unsafe { bindings::dmrs_get_file(self.file.as_ptr()) };
+        // INVARIANT: the reference taken just now.
+        BdevRef { file: self.file }
     }
 
     /// Size in 512-byte sectors (read anew on every call: devices grow).
@@ -88,58 +98,58 @@ impl BdevFile {
         unsafe { bindings::dmrs_bdev_nr_sectors(self.bdev.as_ptr()) }
     }
 
-    fn rw(&self, sector: u64, buf: *mut u8, len: usize, write: bool, fua: bool) -> Result {
-        let len = u32::try_from(len).map_err(|_| EINVAL)?;
+    fn rw(&self, sector: u64, buf: *mut u8, len: u32, write: bool, fua: bool) -> Result {
         if write && !self.writable {
             return Err(EPERM);
         }
-        // SAFETY: `buf` is valid for `len` bytes (callers pass a slice) of
-        // heap memory for the duration of this synchronous call.
+        // SAFETY: `buf` is the start of an `IoBuf` of `len` bytes, borrowed
+        // by the caller for this synchronous call: kvmalloc memory spanning
+        // at most BIO_MAX_VECS pages (`IoBuf` invariant), as the helper
+        // needs; the block device of a held file is valid.
         to_result(unsafe {
             bindings::dmrs_rw_sync(self.bdev.as_ptr(), sector, buf.cast(), len, write, fua)
         })
     }
 
     /// Reads `buf.len()` bytes at `sector`. Sleeps.
-    pub fn read(&self, sector: u64, buf: &mut [u8]) -> Result {
-        self.rw(sector, buf.as_mut_ptr(), buf.len(), false, false)
+    pub fn read(&self, sector: u64, buf: &mut IoBuf) -> Result {
+        let len = buf.len_u32();
+        self.rw(sector, buf.as_mut_ptr(), len, false, false)
     }
 
     /// Writes `buf` at `sector` with forced unit access: durable when this
     /// returns. Sleeps.
-    pub fn write_fua(&self, sector: u64, buf: &[u8]) -> Result {
+    pub fn write_fua(&self, sector: u64, buf: &IoBuf) -> Result {
         // The bio only reads the buffer.
-        self.rw(sector, buf.as_ptr().cast_mut(), buf.len(), true, true)
+        self.rw(sector, buf.as_ptr().cast_mut(), buf.len_u32(), true, true)
     }
 
     /// Writes every `(sector, buffer)` given, submitted together and waited
     /// for together; the first error any write saw is returned. Sleeps.
-    pub fn write_many(&self, blocks: &mut dyn Iterator<Item = (u64, &[u8])>) -> Result {
+    pub fn write_many<'b>(&self, blocks: &mut dyn Iterator<Item = (u64, &'b IoBuf)>) -> Result {
         if !self.writable {
             return Err(EPERM);
         }
         let mut last: *mut bindings::bio = core::ptr::null_mut();
-        let mut too_big = false;
         for (sector, buf) in blocks {
-            let Ok(len) = u32::try_from(buf.len()) else {
-                too_big = true;
-                break;
-            };
-            // `buf` borrows from the caller, so it outlives the wait below.
-            // SAFETY: `last` is null or this chain's unsubmitted previous bio.
+            // SAFETY: `last` is null or this chain's unsubmitted previous
+            // bio; `buf` is an `IoBuf` (kvmalloc, at most BIO_MAX_VECS
+            // pages) borrowed from the caller, so it outlives the wait below.
             last = unsafe {
-                bindings::dmrs_batch_write_add(last, self.bdev.as_ptr(), sector, buf.as_ptr().cast(), len)
+                bindings::dmrs_batch_write_add(
+                    last,
+                    self.bdev.as_ptr(),
+                    sector,
+                    buf.as_ptr().cast(),
+                    buf.len_u32(),
+                )
             };
         }
         if last.is_null() {
             return Ok(());
         }
-        // SAFETY: the last bio of the chain, submitted and freed here.
-        to_result(unsafe { bindings::dmrs_batch_wait(last) })?;
-        if too_big {
-            return Err(EINVAL);
-        }
-        Ok(())
+        // SAFETY: the last bio of the chain, submitted and put here.
+        to_result(unsafe { bindings::dmrs_batch_wait(last) })
     }
 
     /// Whether the device takes discards.
@@ -152,6 +162,32 @@ impl BdevFile {
     pub fn flush(&self) -> Result {
         // SAFETY: a live block device.
         to_result(unsafe { bindings::dmrs_flush_bdev(self.bdev.as_ptr()) })
+    }
+}
+
+/// A counted reference on a [`BdevFile`]'s open file, held by I/O in
+/// flight (a bio's slot, a discard chain, a kcopyd request) so the device
+/// stays open until the I/O completes, even if its owner closes it first.
+///
+/// Dropped with `fput`, which may be called in any context, interrupt
+/// context included (a bio's completion): if it is the last reference, the
+/// VFS closes the device later, from process context.
+pub(crate) struct BdevRef {
+    // INVARIANT: a reference on the file, taken by `BdevFile::counted` and
+    // put once, in drop.
+    file: NonNull<bindings::file>,
+}
+
+// SAFETY: a file reference may be put from any thread.
+unsafe impl Send for BdevRef {}
+// SAFETY: nothing is reached through `&BdevRef`.
+unsafe impl Sync for BdevRef {}
+
+impl Drop for BdevRef {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `counted`, put once; `fput` is
+        // allowed in any context.
+        unsafe { bindings::fput(self.file.as_ptr()) };
     }
 }
 

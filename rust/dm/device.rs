@@ -154,13 +154,14 @@ impl DmDev {
     }
 
     /// Whether `ti` opened this device.
-    pub(crate) fn owned_by(&self, ti: NonNull<bindings::dm_target>) -> bool {
+    pub(super) fn owned_by(&self, ti: NonNull<bindings::dm_target>) -> bool {
         self.owner == ti.as_ptr() as usize
     }
 
     /// The `dm_dev` and block device, when `ti` opened this device: those
-    /// cannot be revoked while a callback of `ti` runs.
-    pub(crate) fn raw_for(
+    /// cannot be revoked while a callback of `ti` runs or a bio `ti` mapped
+    /// is in flight (device-mapper destroys `ti` only after both).
+    pub(super) fn raw_for(
         &self,
         ti: NonNull<bindings::dm_target>,
     ) -> Option<(NonNull<bindings::dm_dev>, NonNull<bindings::block_device>)> {
@@ -170,16 +171,6 @@ impl DmDev {
         // The read guard only proves the value is there; the pointers stay
         // valid after it because revocation happens in `ti`'s destructor.
         self.raw.try_access().map(|r| (r.dev, r.bdev))
-    }
-
-    /// Runs `f` on the block device under the RCU read lock that keeps it
-    /// valid (`f` must not sleep); `None` once revoked.
-    pub(crate) fn with_bdev<R>(
-        &self,
-        f: impl FnOnce(NonNull<bindings::block_device>) -> R,
-    ) -> Option<R> {
-        let raw = self.raw.try_access()?;
-        Some(f(raw.bdev))
     }
 
     /// The device number (`bdev->bd_dev`); answered even once revoked.

@@ -10,8 +10,9 @@
 //! finish its own work before the real completion. A discard's error
 //! reaches `end_io` as the bio's status.
 //!
-//! The device must stay open until the bio completes, as for
-//! [`Bio::remap_file`]: the target keeps it while the bio is in flight.
+//! The device stays open until the bio completes, as for
+//! [`Bio::remap_file`]: the bio's slot holds a counted reference on it,
+//! taken when the chain starts.
 
 use super::bio::Bio;
 use super::block_io::BdevFile;
@@ -34,7 +35,8 @@ pub struct DiscardChain<'a, P> {
 impl<P> Bio<P> {
     /// Starts chaining discards of `dev` to this bio (see the module
     /// documentation).
-    pub fn chain_discards(self, dev: &BdevFile) -> DiscardChain<'_, P> {
+    pub fn chain_discards(mut self, dev: &BdevFile) -> DiscardChain<'_, P> {
+        self.hold(dev);
         DiscardChain {
             dev,
             parent: self.into_raw(),

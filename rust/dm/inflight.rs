@@ -27,7 +27,9 @@ impl Inflight {
     /// last. Never sleeps (any context).
     pub fn dec(&self) {
         if self.n.fetch_sub(1, SeqCst) == 1 {
-            // SAFETY: a live counter's address, as `wait_zero` sleeps on.
+            // SAFETY: `wake_up_var` only hashes the address to find the
+            // waiters (it never reads the counter), so it is sound even if a
+            // waiter already saw zero and the counter is gone.
             unsafe { bindings::dmrs_wake_up_var(self.n.as_ptr().cast()) };
         }
     }

@@ -12,8 +12,8 @@ impl<'a> QueueLimits<'a> {
     ///
     /// `raw` must be valid for reads and writes, and unaliased, for `'a`.
     pub(crate) unsafe fn from_raw(raw: *mut bindings::queue_limits) -> Self {
-        // SAFETY: guaranteed by the caller.
         QueueLimits {
+            // SAFETY: valid, unaliased and writable for `'a` (caller).
             raw: unsafe { &mut *raw },
         }
     }

@@ -18,17 +18,21 @@
 //!
 //! Context: `ctr`, `dtr`, `message`, `status`, the suspend and resume hooks
 //! and `iterate_devices`/`io_hints` run in process context and may sleep;
-//! `map` and `end_io` must not sleep (`end_io` may run in interrupt context).
+//! the trampolines run them in a [`noio`] scope (allocations behave as
+//! `GFP_NOIO`). `map` and `end_io` must not sleep (`end_io` may run in
+//! interrupt context).
 
 use super::args::Args;
-use super::bio::{BlkStatus, EndIoBio, Ended, MapBio, Mapped};
+use super::bio::{slot, BlkStatus, EndIoBio, Ended, MapBio, Mapped, PerBioData, Slot};
 use super::device::{DmDev, MdId, Mode};
 use super::limits::QueueLimits;
+use super::noio::noio;
 use super::status::{StatusType, StatusWriter};
 use crate::bindings;
 use crate::bindings::ffi::{c_char, c_int, c_uint, c_void};
 use core::ffi::CStr;
 use core::marker::PhantomData;
+use core::mem::ManuallyDrop;
 use core::ptr::NonNull;
 use kernel::alloc::{KBox, KVec};
 use kernel::error::{code, Error, VTABLE_DEFAULT_ERROR};
@@ -138,8 +142,10 @@ impl TargetRef<'_> {
 /// behind the implementation's own locks.
 #[vtable]
 pub trait Target: Sized + Send + Sync {
-    /// Per-bio data device-mapper keeps beside each bio for this target.
-    type PerBio: Default + Send + Sync;
+    /// Per-bio data device-mapper keeps beside each bio for this target;
+    /// dropped when the bio completes, possibly in interrupt context (see
+    /// [`PerBioData`]).
+    type PerBio: PerBioData;
     /// State shared by every instance of the target type, given at
     /// registration (the C module's globals, e.g. the pool table).
     type Context: Send + Sync;
@@ -456,11 +462,20 @@ struct TypeBox<T: Target> {
     shared: T::Context,
 }
 
-/// A registered target type; unregistered when dropped.
+/// A registered target type, unregistered only by [`TargetType::unregister`]
+/// at module exit.
+///
+/// Device-mapper looks a type up by name for every table loaded, and each
+/// table of the type holds a reference on the module, not on this object:
+/// only once the module is going (no table left) may the type go. So
+/// dropping a `TargetType` does not unregister it; a type dropped while
+/// registered is left registered and allocated (and logged), never freed
+/// under a table.
 pub struct TargetType<T: Target> {
     // INVARIANT: `b.raw` is registered with device-mapper from creation until
-    // drop, and its heap address never changes while registered.
-    b: KBox<TypeBox<T>>,
+    // `unregister`, and its heap address never changes while registered;
+    // the box is freed only after unregistering.
+    b: ManuallyDrop<KBox<TypeBox<T>>>,
 }
 
 // The context is `Send + Sync`.
@@ -482,7 +497,7 @@ impl<T: Target> TargetType<T> {
         module: &'static ThisModule,
         shared: T::Context,
     ) -> Result<Self> {
-        let needs_end_io = T::HAS_END_IO || core::mem::needs_drop::<T::PerBio>();
+        let needs_end_io = T::HAS_END_IO || core::mem::needs_drop::<Slot<T::PerBio>>();
         let tt = bindings::target_type {
             features,
             name: name.as_ptr().cast(),
@@ -513,21 +528,36 @@ impl<T: Target> TargetType<T> {
         };
         let mut b = KBox::new(TypeBox { raw: tt, shared }, GFP_KERNEL)?;
         // SAFETY: `b.raw` is a fully initialised target_type at a stable heap
-        // address that stays registered until `drop`.
+        // address that stays registered, and allocated, until `unregister`.
         let r = unsafe { bindings::dm_register_target(&mut b.raw) };
         if r != 0 {
             return Err(Error::from_errno(r));
         }
         // INVARIANT: registered just now.
-        Ok(TargetType { b })
+        Ok(TargetType {
+            b: ManuallyDrop::new(b),
+        })
+    }
+
+    /// Unregisters the type (`dm_unregister_target`) and frees it: only at
+    /// module exit (or when the module's init fails), when no table of the
+    /// type can be left, since every table holds a reference on the module.
+    pub fn unregister(mut self) {
+        // SAFETY: registered since creation (type invariant), unregistered
+        // once: `self` is consumed, and its drop below does nothing.
+        unsafe { bindings::dm_unregister_target(&mut self.b.raw) };
+        // SAFETY: unregistered just now, so device-mapper no longer reaches
+        // the box; taken once, and `self` is forgotten after.
+        drop(unsafe { ManuallyDrop::take(&mut self.b) });
+        core::mem::forget(self);
     }
 }
 
 impl<T: Target> Drop for TargetType<T> {
+    /// Only reached without [`TargetType::unregister`]: tables may still use
+    /// the type, so it stays registered and allocated.
     fn drop(&mut self) {
-        // SAFETY: registered since creation (type invariant); dm refuses to
-        // unload a module whose targets are in use, so none is live.
-        unsafe { bindings::dm_unregister_target(&mut self.b.raw) };
+        super::log::dmerr!("target type dropped while registered: left registered");
     }
 }
 
@@ -553,7 +583,7 @@ unsafe extern "C" fn ctr<T: Target>(
     argv: *mut *mut c_char,
 ) -> c_int {
     const {
-        assert!(core::mem::align_of::<T::PerBio>() <= core::mem::align_of::<bindings::bio>());
+        assert!(core::mem::align_of::<Slot<T::PerBio>>() <= core::mem::align_of::<bindings::bio>());
     }
     let Some(ti) = NonNull::new(ti) else {
         return code::EINVAL.to_errno();
@@ -571,7 +601,7 @@ unsafe extern "C" fn ctr<T: Target>(
         mds: KVec::new(),
         _p: PhantomData,
     };
-    let size = core::mem::size_of::<T::PerBio>();
+    let size = core::mem::size_of::<Slot<T::PerBio>>();
     // SAFETY: `ti` is valid and ours during ctr.
     unsafe { (*ti.as_ptr()).per_io_data_size = size as c_uint };
     // Allocated first, so that nothing can fail after the target is built.
@@ -580,7 +610,7 @@ unsafe extern "C" fn ctr<T: Target>(
         unsafe { (*ti.as_ptr()).error = c"Cannot allocate memory".as_ptr().cast_mut().cast() };
         return code::ENOMEM.to_errno();
     };
-    let result = T::ctr(&mut ctx, shared, &args);
+    let result = noio(|| T::ctr(&mut ctx, shared, &args));
     let TargetCtx {
         devs, events, mds, ..
     } = ctx;
@@ -600,7 +630,7 @@ unsafe extern "C" fn ctr<T: Target>(
             0
         }
         Err(e) => {
-            TargetCtx::release(ti, devs, events, mds);
+            noio(|| TargetCtx::release(ti, devs, events, mds));
             // SAFETY: `ti->error` takes a static string, as C string literals are.
             unsafe { (*ti.as_ptr()).error = e.msg.as_ptr().cast_mut().cast() };
             e.err.to_errno()
@@ -623,8 +653,10 @@ unsafe extern "C" fn dtr<T: Target>(ti: *mut bindings::dm_target) {
         events,
         mds,
     } = KBox::into_inner(inst);
-    drop(target);
-    TargetCtx::release(ti, devs, events, mds);
+    noio(|| {
+        drop(target);
+        TargetCtx::release(ti, devs, events, mds);
+    });
 }
 
 unsafe extern "C" fn map<T: Target>(
@@ -636,12 +668,14 @@ unsafe extern "C" fn map<T: Target>(
     let Some(raw) = NonNull::new(bio) else {
         return bindings::DM_MAPIO_KILL as c_int;
     };
-    // Every bio passes through map once before end_io: `P` is made here.
-    // SAFETY: dm reserved `per_io_data_size` bytes, aligned (checked in ctr).
-    unsafe { super::bio::per_bio::<T::PerBio>(raw).write(T::PerBio::default()) };
-    // SAFETY: the bio passed to this target's map, per-bio data initialised.
+    // Every bio passes through map once before end_io: its slot is made here.
+    // SAFETY: a clone dm passed to this target's map; dm reserved
+    // `per_io_data_size` (the slot's size, set in ctr) bytes in front of it,
+    // aligned (checked in ctr), uninitialised until now.
+    unsafe { slot::<T::PerBio>(raw).write(Slot::new(tref.ti)) };
+    // SAFETY: the bio passed to this target's map, its slot initialised.
     let bio = unsafe { MapBio::new(raw, tref.ti) };
-    t.map(&tref, bio).code as c_int
+    t.map(&tref, bio).into_code() as c_int
 }
 
 unsafe extern "C" fn end_io<T: Target>(
@@ -661,14 +695,15 @@ unsafe extern "C" fn end_io<T: Target>(
         let ended = t.end_io(&tref, unsafe { EndIoBio::new(raw) }, &mut status);
         // SAFETY: as above.
         unsafe { *error = status.0 };
-        ended.code
+        ended.into_code()
     } else {
         bindings::DM_ENDIO_DONE
     };
     if code != bindings::DM_ENDIO_INCOMPLETE {
-        // SAFETY: device-mapper frees the clone after DONE or REQUEUE; its
-        // per-bio data, made in map, is dropped once, now.
-        unsafe { core::ptr::drop_in_place(super::bio::per_bio::<T::PerBio>(raw)) };
+        // SAFETY: a clone this target mapped; device-mapper frees it after
+        // DONE or REQUEUE, so its slot, made in map, is dropped once, now
+        // (in whatever context the completion runs: `PerBioData`).
+        unsafe { core::ptr::drop_in_place(slot::<T::PerBio>(raw)) };
     }
     code as c_int
 }
@@ -676,25 +711,25 @@ unsafe extern "C" fn end_io<T: Target>(
 unsafe extern "C" fn presuspend<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.presuspend(&r)
+    noio(|| t.presuspend(&r))
 }
 
 unsafe extern "C" fn presuspend_undo<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.presuspend_undo(&r)
+    noio(|| t.presuspend_undo(&r))
 }
 
 unsafe extern "C" fn postsuspend<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.postsuspend(&r)
+    noio(|| t.postsuspend(&r))
 }
 
 unsafe extern "C" fn preresume<T: Target>(ti: *mut bindings::dm_target) -> c_int {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    match t.preresume(&r) {
+    match noio(|| t.preresume(&r)) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -703,7 +738,7 @@ unsafe extern "C" fn preresume<T: Target>(ti: *mut bindings::dm_target) -> c_int
 unsafe extern "C" fn resume<T: Target>(ti: *mut bindings::dm_target) {
     // SAFETY: a constructed target, for this call.
     let (t, r) = unsafe { instance::<T>(ti) };
-    t.resume(&r)
+    noio(|| t.resume(&r))
 }
 
 unsafe extern "C" fn status<T: Target>(
@@ -717,7 +752,7 @@ unsafe extern "C" fn status<T: Target>(
     let (t, r) = unsafe { instance::<T>(ti) };
     // SAFETY: device-mapper gives `maxlen` writable bytes at `result`.
     let mut out = unsafe { StatusWriter::from_raw(result, maxlen) };
-    t.status(&r, StatusType::from_raw(kind), StatusFlags(flags), &mut out);
+    noio(|| t.status(&r, StatusType::from_raw(kind), StatusFlags(flags), &mut out));
 }
 
 unsafe extern "C" fn message<T: Target>(
@@ -733,7 +768,7 @@ unsafe extern "C" fn message<T: Target>(
     let args = unsafe { Args::from_raw(argc, argv) };
     // SAFETY: `maxlen` writable bytes at `result`.
     let mut out = unsafe { StatusWriter::from_raw(result, maxlen) };
-    match t.message(&r, &args, &mut out) {
+    match noio(|| t.message(&r, &args, &mut out)) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
@@ -758,7 +793,7 @@ unsafe extern "C" fn iterate_devices<T: Target>(
             None => 0,
         }
     };
-    t.iterate_devices(&r, &mut visit)
+    noio(|| t.iterate_devices(&r, &mut visit))
 }
 
 unsafe extern "C" fn io_hints<T: Target>(
@@ -772,5 +807,5 @@ unsafe extern "C" fn io_hints<T: Target>(
     }
     // SAFETY: device-mapper passes the limits being stacked, ours for the call.
     let mut l = unsafe { QueueLimits::from_raw(limits) };
-    t.io_hints(&r, &mut l);
+    noio(|| t.io_hints(&r, &mut l));
 }

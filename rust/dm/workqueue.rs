@@ -6,21 +6,24 @@
 //! items are reference-counted objects queued by value; a pool wants the C
 //! shape instead: one queue it owns, work items embedded in it, cancelled
 //! and drained when it goes. [`Worker`] is that: it owns the queue, the two
-//! items and an `Arc` of the handler they call; dropping it stops the
-//! delayed item, then destroys the queue, which runs what is queued first.
+//! items and an `Arc` of the handler they call; dropping it disables the
+//! delayed item (`disable_delayed_work_sync`: unlike a cancel, no item
+//! running or queued later can arm it again), then destroys the queue,
+//! which runs what is queued first.
 
+use super::noio::noio;
 use crate::bindings;
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr::NonNull;
-use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::alloc::KBox;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use kernel::types::Opaque;
 
 /// What a [`Worker`]'s items run. Both run on the worker's queue, one at a
-/// time (the queue is ordered), in process context: they may sleep.
+/// time (the queue is ordered), in process context (they may sleep), inside
+/// a [`super::noio`] scope.
 pub trait WorkHandler: Send + Sync + Sized + 'static {
     /// The work item ([`Worker::queue`]).
     fn work(&self, worker: &WorkerRef<'_, Self>);
@@ -33,7 +36,6 @@ struct Inner<H: WorkHandler> {
     dwork: Opaque<bindings::delayed_work>,
     // INVARIANT: a workqueue this struct allocated and destroys in drop.
     wq: NonNull<bindings::workqueue_struct>,
-    stopping: AtomicBool,
     handler: Arc<H>,
     _pin: PhantomPinned,
 }
@@ -46,11 +48,8 @@ impl<H: WorkHandler> Inner<H> {
     }
 
     fn queue_delayed_ms(&self, ms: u32) -> bool {
-        if self.stopping.load(Ordering::Acquire) {
-            return false;
-        }
-        // SAFETY: as above; once stopping, nothing re-arms the item, and drop
-        // cancels it synchronously before destroying the queue.
+        // SAFETY: as above; drop disables the item (after which queueing it
+        // does nothing) before destroying the queue.
         unsafe { bindings::dmrs_queue_delayed_work_ms(self.wq.as_ptr(), self.dwork.get(), ms) }
     }
 }
@@ -67,7 +66,7 @@ impl<H: WorkHandler> WorkerRef<'_, H> {
     }
 
     /// Queues the delayed item to run in `ms` milliseconds; `false` if
-    /// already queued or the worker is being destroyed.
+    /// already queued or disabled.
     pub fn queue_delayed_ms(&self, ms: u32) -> bool {
         self.inner.queue_delayed_ms(ms)
     }
@@ -89,7 +88,7 @@ unsafe extern "C" fn work_fn<H: WorkHandler>(w: *mut bindings::work_struct) {
     // SAFETY: `w` is the `work` field of a pinned, live `Inner<H>` (only
     // queued by it); the queue is destroyed before the Inner is freed.
     let inner = unsafe { &*w.cast::<u8>().sub(off).cast::<Inner<H>>() };
-    inner.handler.work(&WorkerRef { inner });
+    noio(|| inner.handler.work(&WorkerRef { inner }));
 }
 
 unsafe extern "C" fn timer_fn<H: WorkHandler>(w: *mut bindings::work_struct) {
@@ -97,7 +96,7 @@ unsafe extern "C" fn timer_fn<H: WorkHandler>(w: *mut bindings::work_struct) {
     // SAFETY: `w` is the work of the `dwork` field of a live `Inner<H>`, as
     // for `work_fn`.
     let inner = unsafe { &*w.cast::<u8>().sub(off).cast::<Inner<H>>() };
-    inner.handler.timer(&WorkerRef { inner });
+    noio(|| inner.handler.timer(&WorkerRef { inner }));
 }
 
 impl<H: WorkHandler> Worker<H> {
@@ -112,7 +111,6 @@ impl<H: WorkHandler> Worker<H> {
                 work: Opaque::uninit(),
                 dwork: Opaque::uninit(),
                 wq,
-                stopping: AtomicBool::new(false),
                 handler,
                 _pin: PhantomPinned,
             },
@@ -145,7 +143,8 @@ impl<H: WorkHandler> Worker<H> {
         self.inner.queue()
     }
 
-    /// Queues the delayed item to run in `ms` milliseconds.
+    /// Queues the delayed item to run in `ms` milliseconds; `false` if
+    /// already queued or disabled.
     pub fn queue_delayed_ms(&self, ms: u32) -> bool {
         self.inner.queue_delayed_ms(ms)
     }
@@ -155,6 +154,14 @@ impl<H: WorkHandler> Worker<H> {
     pub fn cancel_delayed_sync(&self) {
         // SAFETY: an initialised item of a live worker.
         unsafe { bindings::cancel_delayed_work_sync(self.inner.dwork.get()) };
+    }
+
+    /// Stops the delayed item for good (`disable_delayed_work_sync`):
+    /// cancels it, waits for it if it is running, and makes every later
+    /// attempt to queue it fail. Sleeps; not from the worker's own items.
+    pub fn disable_delayed_sync(&self) {
+        // SAFETY: an initialised item of a live worker.
+        unsafe { bindings::disable_delayed_work_sync(self.inner.dwork.get()) };
     }
 
     /// Waits until everything queued so far has run. Sleeps; not to be
@@ -167,8 +174,7 @@ impl<H: WorkHandler> Worker<H> {
 
 impl<H: WorkHandler> Drop for Worker<H> {
     fn drop(&mut self) {
-        self.inner.stopping.store(true, Ordering::Release);
-        self.cancel_delayed_sync();
+        self.disable_delayed_sync();
         // Destroying drains the queue (the work item may re-queue itself; the
         // delayed one can no longer be armed) before the box frees the items.
         // SAFETY: allocated in `new`, destroyed once, here.

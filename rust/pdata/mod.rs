@@ -91,7 +91,7 @@
 //! | metadata space map, threshold callback | `TransactionManager::nr_free`, `set_metadata_threshold`, `take_threshold_events` |
 //! | `dm_btree_empty` / `lookup` / `insert_notify` / `remove` / `remove_leaves` / `lookup_next` / `find_highest_key` / `del` | [`btree::Btree`] |
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod alloc;
 pub mod block_device;

@@ -5,7 +5,7 @@
 
 use super::io_epochs::Ticket;
 use super::thin::{Thin, ThinBio};
-use crate::dm::{Bio, KcopydDone};
+use crate::dm::{Bio, KcopydDone, KcopydRefs};
 use core::mem::MaybeUninit;
 use kernel::alloc::{KBox, KVec};
 use kernel::prelude::*;
@@ -33,6 +33,8 @@ pub struct Job {
     /// After a partial copy from an external origin: the sectors of the
     /// block from here on still need zeroing.
     pub zero_from: Option<u64>,
+    /// The devices (and client) held while kcopyd runs the job.
+    refs: KcopydRefs,
     next: Option<KBox<Job>>,
 }
 
@@ -48,13 +50,21 @@ impl Job {
             ticket,
             ok: true,
             zero_from: None,
+            refs: KcopydRefs::new(),
             next: None,
         }
     }
 }
 
 impl KcopydDone for Job {
-    /// The zeroing or copy is done: hand the job to the pool's worker.
+    fn refs(&mut self) -> &mut KcopydRefs {
+        &mut self.refs
+    }
+
+    /// The zeroing or copy is done: hand the job to the pool's worker. The
+    /// pool's clone is never its last reference: the pool table holds the
+    /// pool until its shutdown, which destroys the kcopyd client (waiting
+    /// for every completion) first.
     fn done(mut this: KBox<Self>, ok: bool) {
         this.ok = ok;
         let pool = this.thin.pool.clone();

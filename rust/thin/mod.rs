@@ -2,7 +2,7 @@
 //! and `thin` targets. Safe Rust over `crate::dm`; the lint below makes
 //! the compiler refuse any FFI code in this layer.
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 #[allow(dead_code, unused_imports)]
 pub mod metadata;

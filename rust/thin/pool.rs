@@ -18,9 +18,15 @@
 //!   waker finds changes (every second, [`COMMIT_PERIOD_MS`]), and at
 //!   shutdown. A failed commit aborts the transaction, sets `needs_check`
 //!   and degrades the pool, as `metadata_operation_failed` does.
+//! - **Shutdown** ([`Pool::shutdown`], by the last target to go) disables
+//!   the waker, drains the worker and destroys the kcopyd client while the
+//!   pool table still holds the pool: a kcopyd completion (which holds the
+//!   pool through its job's thin) is never the pool's last holder, so the
+//!   client is never destroyed from inside its own completion.
 //! - **No I/O recursion.** Everything that allocates while it may hold up
 //!   I/O to the pool's own devices (worker, messages, constructor, status,
-//!   suspend hooks) runs in a [`NoIo`] scope.
+//!   suspend hooks) runs in a [`noio`](crate::dm::noio) scope, which the dm
+//!   layer enters around every such callback.
 //!
 //! Locking: the table's mutex, then a pool's state mutex, then the bound
 //! target's table-event mutex. The state mutex is held across metadata I/O.
@@ -36,7 +42,7 @@ use super::table_line::PoolFeatures;
 use super::thin::ThinBio;
 use super::worker::WorkState;
 use crate::dm::{
-    BdevFile, BioList, BlkStatus, DevT, KcopydClient, MdHandle, MdId, NoIo, TableEvent, WorkHandler, Worker,
+    BdevFile, BioList, BlkStatus, DevT, KcopydClient, MdHandle, MdId, TableEvent, WorkHandler, Worker,
     WorkerRef,
 };
 use kernel::alloc::KVec;
@@ -441,7 +447,6 @@ impl WorkHandler for PoolCore {
     /// the worker and re-arms itself.
     fn timer(&self, w: &WorkerRef<'_, Self>) {
         let fail_queued = {
-            let _noio = NoIo::enter();
             self.lock().no_space_tick(self.name())
         };
         if fail_queued {
@@ -451,10 +456,7 @@ impl WorkHandler for PoolCore {
                 bio.endio(crate::dm::BlkStatus::NOSPC);
             }
         }
-        {
-            let _noio = NoIo::enter();
-            self.settle_retries();
-        }
+        self.settle_retries();
         self.commit_due.store(true, Ordering::SeqCst);
         w.queue();
         w.queue_delayed_ms(COMMIT_PERIOD_MS);
@@ -477,7 +479,7 @@ impl Pool {
         let meta = BdevFile::open(metadata_dev, !read_only).map_err(|e| (MD_ERR, e))?;
         let data = BdevFile::open(data_dev, true).map_err(|e| (MD_ERR, e))?;
         let data = Arc::new(data, GFP_KERNEL).map_err(|_| (MD_ERR, ENOMEM))?;
-        let dev = MetadataDev::new(meta, data.clone());
+        let dev = MetadataDev::new(meta, data.clone()).map_err(|e| (MD_ERR, e))?;
         let pmd = PoolMetadata::open(dev, block_size, !read_only).map_err(|e| {
             log_open_error(name, e, block_size);
             (MD_ERR, errno(e))
@@ -565,7 +567,6 @@ impl Pool {
     /// C `pool_suspend_active_thins`: every active thin is suspended
     /// (noflush) while the pool is. Sleeps.
     pub fn suspend_active_thins(&self) {
-        let _noio = NoIo::enter();
         let list = {
             let mut t = self.core().thins.lock();
             let mut list = KVec::new();
@@ -602,7 +603,6 @@ impl Pool {
     pub fn postsuspend(&self) {
         self.worker.cancel_delayed_sync();
         self.worker.flush();
-        let _noio = NoIo::enter();
         let core = self.core();
         let _ = core.lock().commit(core.name());
         // A failed commit made the pool read-only: nothing waits for space.
@@ -686,12 +686,16 @@ impl Pool {
         self.core().suspended.load(Ordering::Acquire)
     }
 
-    /// C `__pool_destroy`'s I/O half: stop the worker's timers, drain it,
-    /// commit and close the metadata. Sleeps.
+    /// C `__pool_destroy`'s I/O half: stop the worker's timers for good,
+    /// drain it, destroy the kcopyd client (while the pool table still
+    /// holds the pool, so no kcopyd completion is ever its last holder),
+    /// drain what those completions handed over, commit and close the
+    /// metadata. Sleeps.
     pub(crate) fn shutdown(&self) {
-        self.worker.cancel_delayed_sync();
+        self.worker.disable_delayed_sync();
         self.worker.flush();
-        let _noio = NoIo::enter();
+        self.core().kcopyd.destroy();
+        self.worker.flush();
         let core = self.core();
         let mut st = core.lock();
         if !st.closed && st.mode < PoolMode::OutOfMetadataSpace {

@@ -8,7 +8,7 @@ use super::pool_table::{PoolKey, SharedPools};
 use super::pool_message::pool_message;
 use super::table_line::{self, msg, PoolFeatures};
 use crate::dm::{
-    Args, CtrError, DmDev, MapBio, Mapped, Mode, NoIo, QueueLimits, StatusFlags, StatusType,
+    Args, CtrError, DmDev, MapBio, Mapped, Mode, QueueLimits, StatusFlags, StatusType,
     StatusWriter, TableEvent, Target, TargetCtx, TargetRef,
 };
 use core::fmt::Write;
@@ -182,7 +182,6 @@ impl Target for PoolTarget {
         pools: &SharedPools,
         args: &Args<'_>,
     ) -> Result<Self, CtrError> {
-        let _noio = NoIo::enter();
         let mut table = pools.lock();
         if args.len() < 4 {
             return Err(CtrError::inval(msg::INVALID_ARGUMENT_COUNT));
@@ -289,7 +288,6 @@ impl Target for PoolTarget {
     ) {
         match kind {
             StatusType::Info => {
-                let _noio = NoIo::enter();
                 let core = self.pool.core();
                 let mut st = core.lock();
                 if st.mode() == PoolMode::Fail {
@@ -324,7 +322,6 @@ impl Target for PoolTarget {
     }
 
     fn message(&self, _ti: &TargetRef<'_>, args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
-        let _noio = NoIo::enter();
         let core = self.pool.core();
         let r = pool_message(&mut core.lock(), core.name(), args);
         // A failed commit may have made the pool read-only, or a delete
@@ -354,7 +351,6 @@ impl Target for PoolTarget {
     /// C `pool_preresume`: take control of the pool, grow it to the
     /// devices' sizes, commit.
     fn preresume(&self, ti: &TargetRef<'_>) -> Result {
-        let _noio = NoIo::enter();
         self.pool
             .bind(self.id(), self.adjusted(), self.low_water_blocks, self.events.clone());
         let r = match self.maybe_resize(ti) {
@@ -490,7 +486,6 @@ impl Drop for PoolTarget {
     /// C `pool_dtr`: unbind, and release the pool (the last user shuts it
     /// down, under the table lock).
     fn drop(&mut self) {
-        let _noio = NoIo::enter();
         let mut table = self.pools.lock();
         self.pool.unbind(self.id());
         table.put(&self.pool);

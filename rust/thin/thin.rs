@@ -4,7 +4,7 @@
 use super::io_epochs::Ticket;
 use super::metadata::ThinId;
 use super::pool::Pool;
-use crate::dm::BdevFile;
+use crate::dm::{BdevFile, PerBioData};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use kernel::sync::Arc;
 
@@ -57,3 +57,9 @@ pub struct ThinBio {
     /// is done).
     pub passdown_blocks: (u64, u64),
 }
+
+/// Dropped in a bio's completion, possibly in interrupt context: its
+/// `Arc<Thin>` is never the last reference then, since the thin's target
+/// holds one and device-mapper destroys a target only after its bios have
+/// completed.
+impl PerBioData for ThinBio {}

@@ -9,7 +9,7 @@ use super::table_line::{self, msg};
 use super::thin::{Thin, ThinBio};
 use crate::dm::{
     Args, BdevFile, BlkStatus, CtrError, DmDev, EndIoBio, Ended, MapBio, Mapped, MdHandle, Mode,
-    NoIo, Op,
+    Op,
     QueueLimits, StatusFlags, StatusType, StatusWriter, Target, TargetCtx, TargetRef,
 };
 use core::fmt::Write;
@@ -56,7 +56,6 @@ impl Target for ThinTarget {
         pools: &SharedPools,
         args: &Args<'_>,
     ) -> Result<Self, CtrError> {
-        let _noio = NoIo::enter();
         if args.len() != 2 && args.len() != 3 {
             return Err(CtrError::inval(msg::INVALID_ARGUMENT_COUNT));
         }
@@ -319,7 +318,6 @@ impl Target for ThinTarget {
         let core = self.thin.pool.core();
         match kind {
             StatusType::Info => {
-                let _noio = NoIo::enter();
                 let mut st = core.lock();
                 if st.mode() == PoolMode::Fail {
                     let _ = out.write_str("Fail");
@@ -415,7 +413,6 @@ impl Target for ThinTarget {
 impl Drop for ThinTarget {
     /// C `thin_dtr`: close the device and release the pool.
     fn drop(&mut self) {
-        let _noio = NoIo::enter();
         let mut table = self.pools.lock();
         let pool = self.thin.pool.clone();
         pool.remove_thin(&self.md);

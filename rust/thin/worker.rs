@@ -9,7 +9,7 @@
 //! bio that needs one (they share it), or the periodic commit the waker
 //! asked for.
 //!
-//! Everything here runs on the pool's ordered workqueue in a [`NoIo`]
+//! Everything here runs on the pool's ordered workqueue in a [`noio`](crate::dm::noio)
 //! scope. The pool's state mutex is taken per metadata operation, so `map`
 //! (which only try-locks it) is held up as little as possible.
 
@@ -17,7 +17,7 @@ use crate::dm::{dmerr};
 use super::mapping::{Job, JobList};
 use super::pool::{errno, PoolCore, PoolMode};
 use super::thin::{Thin, ThinBio};
-use crate::dm::{Bio, BioList, BlkStatus, NoIo, Op, WorkerRef};
+use crate::dm::{Bio, BioList, BlkStatus, Op, WorkerRef};
 use core::sync::atomic::Ordering;
 use kernel::alloc::KBox;
 use kernel::sync::Arc;
@@ -50,7 +50,6 @@ pub(crate) enum Step {
 impl PoolCore {
     /// One run of the worker.
     pub(crate) fn do_work(&self, w: &WorkerRef<'_, PoolCore>) {
-        let _noio = NoIo::enter();
         let mut ws = self.work.lock();
 
         self.unpark(&mut ws);

@@ -123,7 +123,7 @@
 //! A lookup is four node visits (the top level, then a bottom-level tree of
 //! depth three).
 
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod block_time;
 pub mod device_details;
