@@ -48,7 +48,7 @@ queued_write_then() {
         note "pool: $(dmsetup status pool)"
         hung_fail "the write queued for space is still waiting 15 s after the pool went $mode (C errors the retry list)"
     fi
-    note "queued write ended after $(( $(uptime_cs) - t0 ))0 ms: rc $(bg_rc qw): $(tail -n1 /tmp/bg.qw.out)"
+    note "queued write ended after $(( $(uptime_cs) - t0 ))0 ms: rc $(bg_rc qw): $(grep -i error /tmp/bg.qw.out | tail -n1)"
     assert_eq "$(bg_rc qw)" "1" "the queued write fails"
     # C: ENOSPC (the pool still counts as out of data space, so
     # get_pool_io_error_code picks NOSPC); EIO would do as well.

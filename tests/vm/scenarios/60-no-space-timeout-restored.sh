@@ -14,7 +14,7 @@ timed_write() {
     WRC=$?
     WCS=$(( $(uptime_cs) - t0 ))
     [ $WRC = 124 ] && hung_fail "write to block $1 still waiting after 30 s (no_space_timeout is 2 s)"
-    note "write to block $1: rc $WRC after ${WCS}0 ms: $(tail -n1 /tmp/bg.bounded.out)"
+    note "write to block $1: rc $WRC after ${WCS}0 ms: $(grep -i error /tmp/bg.bounded.out | tail -n1)"
 }
 main() {
     t_start=$(uptime_cs)

@@ -2,11 +2,11 @@
 # join the pool's active thins in one step (C: both under pool->lock), or a
 # thin made while the pool presuspends escapes quiescing. A bounded stress,
 # for RUN_SECS, seeded:
-# - one loop suspends and resumes the pool; every third time, while it is
-#   suspended, it reads one block of every active thin in the background and
-#   checks, after a second, that none of those reads has completed (the pool
-#   quiesces its active thins, C pool_suspend_active_thins), then resumes and
-#   waits for them;
+# - one loop suspends and resumes the pool; the first time and every third
+#   time after, while the pool is suspended, it reads one block of every
+#   active thin in the background and checks, after a second, that none of
+#   those reads has completed (the pool quiesces its active thins, C
+#   pool_suspend_active_thins), then resumes and waits for them;
 # - two other loops activate thins (one 10 and 11 in turn, the other 12 and
 #   13), do I/O on each, remove it; every activation either works or fails
 #   with "Unable to activate thin device while pool is suspended".
@@ -19,7 +19,7 @@ suspender() {
     while [ "$(uptime_cs)" -lt "$END" ]; do
         n=$((n + 1))
         dmsetup suspend pool || { echo "suspend $n failed"; return 1; }
-        if [ $((n % 3)) = 0 ]; then
+        if [ $((n % 3)) = 1 ]; then                 # rounds 1, 4, 7, ...: check
             rm -f /tmp/62/rd.*
             for t in t1 $(cd /tmp/62 && ls live.* 2>/dev/null | sed 's/^live\.//'); do
                 ( dd if=/dev/mapper/$t of=/dev/null bs=4096 count=1 iflag=direct >/tmp/62/rd.$t.out 2>&1
