@@ -910,7 +910,9 @@ fn run_ops<D: BlockDevice>(
     );
     t.steps += steps;
     for id in BASE_THINS {
-        if !ids.contains(&id) {
+        // The first round also asks for the devices the base image has,
+        // whatever the details tree now says.
+        if round == 0 && !ids.contains(&id) {
             ids.push(id);
         }
     }
