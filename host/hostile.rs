@@ -1034,3 +1034,115 @@ pub fn image_bytes(dev: &RamDisk) -> Vec<u8> {
     }
     out
 }
+
+/// Whether some btree of the image reaches a node from itself (a loop: C
+/// 7.3 follows it for ever, so the VM scenario skips such images on C).
+pub fn has_cycle(dev: &RamDisk) -> bool {
+    let sb = dev.block(0);
+    let mut roots = vec![
+        rd64(&sb, SB_DETAILS_ROOT),
+        rd64(&sb, SB_DATA_SM + SMR_BITMAP_ROOT),
+        rd64(&sb, SB_DATA_SM + SMR_REF_COUNT_ROOT),
+        rd64(&sb, SB_META_SM + SMR_REF_COUNT_ROOT),
+    ];
+    let top = rd64(&sb, SB_MAPPING_ROOT);
+    roots.push(top);
+    let mut l = Layout::default();
+    walk_tree(dev, top, Kind::Top, &mut l, &mut |v| roots.push(rd64(v, 0)));
+    // Iterative DFS with an on-path set, bounded.
+    let mut budget = 100_000u32;
+    for r in roots {
+        let mut path: Vec<(u64, usize)> = vec![(r, 0)];
+        let mut on_path = BTreeSet::from([r]);
+        while let Some(&mut (b, ref mut next)) = path.last_mut() {
+            budget = match budget.checked_sub(1) {
+                Some(x) => x,
+                None => return true,
+            };
+            let d = if b < META_BLOCKS { dev.block(b) } else { vec![0; BLOCK_SIZE] };
+            let (nr, max, vs) = (node_nr(&d), node_max(&d), node_vsize(&d));
+            let sane = nr <= max && 32 + (8 + vs) * max <= BLOCK_SIZE && node_internal(&d);
+            if !sane || *next >= nr {
+                on_path.remove(&b);
+                path.pop();
+                continue;
+            }
+            let child = rd64(&d, val_off(&d, *next));
+            *next += 1;
+            if on_path.contains(&child) {
+                return true;
+            }
+            on_path.insert(child);
+            path.push((child, 0));
+        }
+    }
+    false
+}
+
+/// One image of a hostile corpus.
+pub struct CorpusImage {
+    /// `NNN-kind` file stem.
+    pub name: String,
+    /// The image bytes (see [`image_bytes`]).
+    pub bytes: Vec<u8>,
+    /// Some btree loops (C hangs on such images).
+    pub cycle: bool,
+    /// What the host engine made of it ([`Verdict::class`]).
+    pub host: String,
+    /// The mutations applied, for the manifest.
+    pub mutations: String,
+}
+
+/// `count` images with distinct (mutation kinds, host outcome) pairs,
+/// deterministic from `seed`: first a few hand-made ones (a mapping node
+/// pointing at itself, the case C hangs on; a subtree shared by two
+/// devices; a reference count of 0; a bitmap calling used blocks free),
+/// then seeded random mutations.
+pub fn corpus(seed: u64, count: usize) -> Vec<CorpusImage> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    let hand: [(u64, Vec<Mutation>); 5] = [
+        (0, vec![Mutation::ChildSelf { node: 0, at: 0 }]),
+        (0, vec![Mutation::SubtreeRoot { node: 0, at: 0, value: 0 }]),
+        (1, vec![Mutation::RefCountValue { node: 0, at: 0, value: 0 }]),
+        (0, vec![Mutation::BitmapFree { meta: true, bitmap: 0, first: 0, len: 63, value: 0 }]),
+        (2, vec![Mutation::MappingValue { node: 0, at: 0, value: 7 * 4 }]),
+    ];
+    let bases: Vec<RamDisk> = (0..NR_BASES).map(base_image).collect();
+    let mut rng = Rng::new(seed);
+    let mut tries = 0usize;
+    let mut i = 0usize;
+    while out.len() < count && tries < count.saturating_mul(400) {
+        let (base, muts) = match hand.get(i) {
+            Some((b, m)) => (*b, m.clone()),
+            None => (rng.below(NR_BASES), random_mutations(&mut rng)),
+        };
+        i += 1;
+        tries += 1;
+        let mut dev = bases[base as usize].clone();
+        for m in &muts {
+            mutate(&mut dev, m);
+        }
+        // A node loop in a tree the cycle finder does not follow (e.g. the
+        // ChildSelf of the first hand-made image when node 0 is not a
+        // mapping node) still counts as whatever the walk finds.
+        let cycle = has_cycle(&dev);
+        let host = match exercise(dev.clone()) {
+            Ok(v) => v.class(),
+            Err(e) => format!("inconsistent:{e}"),
+        };
+        let kinds: Vec<&str> = muts.iter().map(|m| m.name()).collect();
+        let key = (kinds.join("+"), host.clone(), cycle);
+        if !seen.insert(key) {
+            continue;
+        }
+        out.push(CorpusImage {
+            name: format!("{:03}-{}", out.len(), kinds.join("+")),
+            bytes: image_bytes(&dev),
+            cycle,
+            host,
+            mutations: format!("base {base} {muts:?}"),
+        });
+    }
+    out
+}
