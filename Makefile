@@ -23,7 +23,7 @@ else
 bench_kdir = $$(cat $(BENCH_KDIR_FILE))
 endif
 
-.PHONY: all module setup bench-setup bench-module host-test vm-test test demo bench vm clean
+.PHONY: all module setup bench-setup bench-module host-test vm-test test test-faults demo bench vm clean
 
 all: module
 
@@ -46,6 +46,13 @@ vm-test: module
 
 test: module
 	bash scripts/test.sh "$(kdir)"
+
+# The long fault sweeps (issue 17): the hostile-metadata fuzzer at
+# DMRS_FUZZ_CASES (default 200000, about 6 min on 2 cores) and the whole
+# hostile corpus against both modules in one VM boot.
+test-faults: module
+	DMRS_FUZZ_CASES=$${DMRS_FUZZ_CASES:-200000} cargo test --release --test hostile_fuzz -- --nocapture
+	HOSTILE_ALL=1 bash qemu/run-vm.sh test "$(kdir)" c:68-hostile-metadata rust:68-hostile-metadata
 
 demo: module
 	bash qemu/run-vm.sh demo "$(kdir)"

@@ -59,6 +59,17 @@ ko=${DMRS_KO:-$top/dm_thin_rs.ko}
 cp "$ko" "$stage/modules/dm_thin_rs.ko"
 
 cp -r "$top/tests/vm" "$stage/tests"
+# The hostile-metadata corpus of scenario 68, written by the host tool.
+if [ "$mode" = test ]; then
+    (cd "$top" && cargo build --release --quiet --bin thinmeta) || exit 1
+    "$top/target/release/thinmeta" hostile-corpus "$stage/corpus" \
+        --seed "${HOSTILE_CORPUS_SEED:-68}" --count "${HOSTILE_CORPUS_COUNT:-40}" || exit 1
+fi
+# Variables the scenarios read (make vm-test HOSTILE_ALL=1 ...).
+for v in HOSTILE_ALL HOSTILE_SEED HOSTILE_SAMPLE; do
+    val=$(printenv "$v" || true)
+    [ -z "$val" ] || echo "export $v=$val" >> "$stage/etc/vm-env"
+done
 printf '%s\n' "$mode" > "$stage/etc/vm-mode"
 printf '%s\n' "$@" > "$stage/etc/vm-args"
 cp "$top/qemu/init" "$stage/init"

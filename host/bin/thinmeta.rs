@@ -6,6 +6,7 @@
 //! thinmeta apply IMAGE [SCRIPT]      (script from stdin if absent)
 //! thinmeta dump IMAGE                (thin_dump 0.9.0 XML)
 //! thinmeta bench
+//! thinmeta hostile-corpus DIR [--seed S] [--count N]
 //! ```
 //!
 //! `apply` runs one operation per line (see `thin_script`); a script that
@@ -32,7 +33,8 @@ fn usage() -> ! {
         "usage: thinmeta format IMAGE --data-blocks N --data-block-size SECTORS\n\
          \x20      thinmeta apply IMAGE [SCRIPT]\n\
          \x20      thinmeta dump IMAGE\n\
-         \x20      thinmeta bench"
+         \x20      thinmeta bench\n\
+         \x20      thinmeta hostile-corpus DIR [--seed S] [--count N]"
     );
     exit(2)
 }
@@ -301,6 +303,44 @@ fn bench(_args: &[String]) {
     rate("delete a 1,000,000-mapping thin", N, t);
 }
 
+/// Writes a hostile-metadata corpus (`dm_thin_host::hostile::corpus`):
+/// `NNN-kind.img` files (metadata images of a 1 MiB device, trailing zero
+/// blocks left out; data device 1024 blocks of 64 KiB) and `MANIFEST`, one
+/// line per image: name, `loop` or `-` (a btree loops: C hangs), the host
+/// engine's outcome, the mutations.
+fn hostile_corpus(args: &[String]) {
+    use dm_thin_host::hostile::corpus;
+    let mut dir = None;
+    let (mut seed, mut count) = (68u64, 32usize);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seed" => seed = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            "--count" => count = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
+            _ if dir.is_none() && !a.starts_with("--") => dir = Some(a.clone()),
+            _ => usage(),
+        }
+    }
+    let Some(dir) = dir else { usage() };
+    let dir = Path::new(&dir);
+    std::fs::create_dir_all(dir).unwrap_or_else(|e| die(format!("{}: {e}", dir.display())));
+    let mut manifest = String::new();
+    let images = corpus(seed, count);
+    for img in &images {
+        let path = dir.join(format!("{}.img", img.name));
+        std::fs::write(&path, &img.bytes).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+        manifest.push_str(&format!(
+            "{} {} {} {}\n",
+            img.name,
+            if img.cycle { "loop" } else { "-" },
+            img.host.replace(' ', ""),
+            img.mutations.replace('\n', " ")
+        ));
+    }
+    std::fs::write(dir.join("MANIFEST"), manifest).unwrap_or_else(|e| die(e));
+    eprintln!("thinmeta: {} hostile images (seed {seed}) in {}", images.len(), dir.display());
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else { usage() };
@@ -310,6 +350,7 @@ fn main() {
         "apply" => apply(rest),
         "dump" => dump(rest),
         "bench" => bench(rest),
+        "hostile-corpus" => hostile_corpus(rest),
         _ => usage(),
     }
 }

@@ -58,6 +58,10 @@ pub enum Error {
     /// The on-disk structures contradict each other (e.g. a mapping tree
     /// without details, a mapped count that would underflow).
     Corrupt,
+    /// A mapping names a data block past the end of the data device: the
+    /// metadata is corrupt (or hostile), and remapping I/O there would go
+    /// outside the pool's data device.
+    DataBlockOutOfRange,
 }
 
 impl From<PdataError> for Error {

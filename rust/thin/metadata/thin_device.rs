@@ -142,6 +142,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         }
         let i = self.device_index(dev)?;
         let (root, generation) = (self.root, self.generation);
+        let nr_data = self.data_dev_size()?;
         let cached = match self.devices.get(i) {
             Some(td) => match td.root_cache {
                 Some((g, r)) if g == generation => Some(r),
@@ -168,6 +169,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         } else {
             BOTTOM_LEVEL.lookup(&mut pd.tm.non_blocking(), subtree, &[block])?
         };
+        if v.is_some_and(|bt| bt.block >= nr_data) {
+            return Err(Error::DataBlockOutOfRange);
+        }
         let td = self.devices.get_mut(i).ok_or(Error::Corrupt)?;
         td.root_cache = Some((generation, subtree));
         Ok(v.map(|bt| td.lookup_result(bt)))
@@ -187,12 +191,18 @@ impl<D: BlockDevice> PoolMetadata<D> {
         }
         let i = self.device_index(dev)?;
         let root = self.root;
+        let nr_data = self.data_dev_size()?;
         let pd = self.pd()?;
         let Some((first, bt)) = MAPPING_TREE.lookup_next(&mut pd.tm, root, &[dev, begin])? else {
             return Ok(None);
         };
         if first >= end {
             return Ok(None);
+        }
+        // Every block of the run is checked: the run is contiguous, so
+        // `pool_begin + len <= nr_data` follows.
+        if bt.block >= nr_data {
+            return Err(Error::DataBlockOutOfRange);
         }
         let td = self.devices.get(i).ok_or(Error::Corrupt)?.clone();
         let start = td.lookup_result(bt);
@@ -202,6 +212,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         while cur < end {
             match MAPPING_TREE.lookup(&mut pd.tm, root, &[dev, cur])? {
                 Some(bt) => {
+                    if bt.block >= nr_data {
+                        return Err(Error::DataBlockOutOfRange);
+                    }
                     let r = td.lookup_result(bt);
                     if r.block != pool_end || r.shared != start.shared {
                         break;
