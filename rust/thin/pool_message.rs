@@ -1,7 +1,8 @@
 //! `dmsetup message <pool> 0 ...`: the pool's messages, with C
 //! `pool_message`'s argument checks, log lines and errnos. Each message
 //! either takes effect, and is committed at once, or changes nothing (the
-//! metadata API checks before it writes; a failed commit aborts).
+//! metadata API checks before it writes; a failed commit aborts, and the
+//! message then fails, where C would report success).
 
 use crate::dm::{dmerr, dmerr_metadata, dmwarn, dmwarn_metadata};
 use super::metadata::Error as MdError;
@@ -85,10 +86,10 @@ pub fn pool_message(st: &mut PoolState, name: &str, args: &Args<'_>) -> Result {
         );
         Err(EINVAL)
     };
-    if r.is_ok() {
-        let _ = st.commit(name);
-    }
-    r
+    // Beyond C, which reports success whatever its commit does: a message
+    // whose commit fails (and is aborted) fails, since its change is lost.
+    r?;
+    st.commit(name)
 }
 
 fn create_thin(st: &mut PoolState, args: &Args<'_>) -> Result {
