@@ -37,8 +37,12 @@ if [ -f "$kcache/$key/built" ]; then
     exit 0
 fi
 
-# A new version or config replaces older builds (each is several GiB).
-rm -rf "$kcache"
+# A new version or config replaces older builds (each is several GiB); the
+# newest finished one stays, as a run elsewhere may still be using it.
+prev=$(ls -1td "$kcache"/*/built 2>/dev/null | head -n1 | xargs -r dirname)
+for d in "$kcache"/*; do
+    if [ -d "$d" ] && [ "$d" != "$prev" ]; then rm -rf "$d"; fi
+done
 mkdir -p "$kcache/$key/x"
 log "extracting $(basename "$deb")"
 dpkg-deb -x "$deb" "$kcache/$key/x" || die "dpkg-deb failed"
