@@ -47,12 +47,17 @@ vm-test: module
 test: module
 	bash scripts/test.sh "$(kdir)"
 
-# The long fault sweeps (issue 17): the hostile-metadata fuzzer at
-# DMRS_FUZZ_CASES (default 200000, about 6 min on 2 cores) and the whole
-# hostile corpus against both modules in one VM boot.
+# The fault sweeps whole, on both modules (`make test` runs a seeded sample
+# of each): the hostile-metadata fuzzer at DMRS_FUZZ_CASES (default 200000,
+# about 6 min on 2 cores), then one VM boot with every metadata I/O fault
+# point, every failslab rate and the whole hostile corpus. Scenario output:
+# SWEEP lines per point, SWEEP-SUMMARY per sweep.
+FAULT_SCENARIOS := 64-metadata-io-sweep 65-data-device-errors 66-allocation-failures 68-hostile-metadata
 test-faults: module
 	DMRS_FUZZ_CASES=$${DMRS_FUZZ_CASES:-200000} cargo test --release --test hostile_fuzz -- --nocapture
-	HOSTILE_ALL=1 bash qemu/run-vm.sh test "$(kdir)" c:68-hostile-metadata rust:68-hostile-metadata
+	DMRS_SWEEP=all HOSTILE_ALL=1 DMRS_SCENARIO_TIMEOUT=14400 VM_TIMEOUT=43200 bash qemu/run-vm.sh test "$(kdir)" \
+		$(foreach s,$(FAULT_SCENARIOS),c:$(s) rust:$(s))
+	@grep -h '^SWEEP-SUMMARY' build/vm-test.log || true
 
 demo: module
 	bash qemu/run-vm.sh demo "$(kdir)"

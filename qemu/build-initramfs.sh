@@ -30,7 +30,7 @@ for tool in /usr/sbin/dmsetup /usr/sbin/mke2fs /usr/sbin/e2fsck /usr/bin/fio \
     [ -x "$tool" ] || { echo "missing $tool: run make setup" >&2; exit 1; }
     copy_with_libs "$tool" "$tool"
 done
-for t in thin_check thin_dump thin_restore thin_ls thin_metadata_size thin_delta thin_rmap; do
+for t in thin_check thin_dump thin_restore thin_repair thin_ls thin_metadata_size thin_delta thin_rmap; do
     ln -sf pdata_tools "$stage/usr/sbin/$t"
 done
 ln -sf mke2fs "$stage/usr/sbin/mkfs.ext4"
@@ -65,13 +65,11 @@ if [ "$mode" = test ]; then
     "$top/target/release/thinmeta" hostile-corpus "$stage/corpus" \
         --seed "${HOSTILE_CORPUS_SEED:-68}" --count "${HOSTILE_CORPUS_COUNT:-40}" || exit 1
 fi
-# Variables the scenarios read (make vm-test HOSTILE_ALL=1 ...).
-for v in HOSTILE_ALL HOSTILE_SEED HOSTILE_SAMPLE; do
-    val=$(printenv "$v" || true)
-    [ -z "$val" ] || echo "export $v=$val" >> "$stage/etc/vm-env"
-done
 printf '%s\n' "$mode" > "$stage/etc/vm-mode"
 printf '%s\n' "$@" > "$stage/etc/vm-args"
+# The host's DMRS_*, HOSTILE_* and REPLAY_* variables (DMRS_SWEEP=all,
+# DMRS_SEED=..., HOSTILE_ALL=1, ...) reach the guest's scenarios.
+env | grep -E '^(DMRS|HOSTILE|REPLAY)_[A-Z0-9_]+=' | sed -E "s/^([^=]*)=(.*)$/export \1='\2'/" > "$stage/etc/vm-env" || true
 cp "$top/qemu/init" "$stage/init"
 chmod +x "$stage/init"
 

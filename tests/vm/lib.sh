@@ -248,3 +248,53 @@ hung_fail() { blocked_tasks; fail "HANG: $*"; }
 # rnd N: R becomes the next value in [0, N) of a reproducible pseudo-random
 # sequence seeded by setting RND (no fork: it runs in the calling shell).
 rnd() { RND=$(( (${RND:-1} * 1103515245 + 12345) % 2147483648 )); R=$(( (RND >> 8) % $1 )); }
+# ---- Helpers for the fault sweeps (64 and up) ----
+# DMRS_SWEEP=all (make test-faults) runs every fault point; by default a
+# sweep runs a small sample chosen by a printed seed (DMRS_SEED replays one).
+sweep_seed() {
+    SEED=${DMRS_SEED:-$(( $(od -An -N2 -tu2 /dev/urandom) + 1 ))}
+    RND=$SEED
+    note "sweep seed $SEED (DMRS_SEED=$SEED replays this sample)"
+}
+# sweep_points N SAMPLE: the fault points to try out of 0..N-1: all of them
+# with DMRS_SWEEP=all, else the first, the last and SAMPLE seeded others.
+sweep_points() {
+    local n=$1 k=$2 i pts
+    if [ "${DMRS_SWEEP:-}" = all ]; then seq 0 $((n - 1)); return; fi
+    pts="0 $((n - 1))"
+    for i in $(seq "$k"); do rnd "$n"; pts="$pts $R"; done
+    echo $pts | tr ' ' '\n' | sort -un
+}
+debugfs_mount() { grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug; }
+FMR=/sys/kernel/debug/fail_make_request
+# fmr_arm DEV SPACE: the first bio to DEV after SPACE bytes of bios fails
+# (fail_make_request: space, then probability 100, once).
+fmr_arm() {
+    debugfs_mount
+    echo 0 > $FMR/probability; echo 0 > $FMR/verbose; echo 1 > $FMR/interval
+    echo 1 > $FMR/times; echo "$2" > $FMR/space; echo 100 > $FMR/probability
+    echo 1 > "/sys/block/$(basename "$(readlink -f "$1")")/make-it-fail"
+}
+# fmr_disarm DEV: no more failures; prints whether the armed one fired (1/0).
+fmr_disarm() {
+    echo 0 > "/sys/block/$(basename "$(readlink -f "$1")")/make-it-fail"
+    echo 0 > $FMR/probability
+    [ "$(cat $FMR/times)" = 0 ] && echo 1 || echo 0
+}
+# io_bytes DEV: bytes read plus written on DEV so far.
+io_bytes() { awk '{print ($3 + $7) * 512}' "/sys/block/$(basename "$(readlink -f "$1")")/stat"; }
+# part_sum SEED KIB SKIP_KIB LEN_KIB: sha256 of LEN_KIB KiB of pattern SEED
+# (KIB long) from SKIP_KIB on.
+part_sum() { pattern "$1" "$2" | dd bs=1024 skip="$3" count="$4" 2>/dev/null | sha256sum | cut -d' ' -f1; }
+# repair_metadata DEV: thin_check (both), and where it fails thin_repair through
+# META2 and back; then the needs_check flag cleared. 0 when DEV is usable.
+repair_metadata() {
+    if ! thin_check -q "$1" >/dev/null 2>&1 || ! /opt/tpt11/pdata_tools thin_check -q "$1" >/dev/null 2>&1; then
+        note "thin_check failed on $1: thin_repair"
+        wipe_meta $META2
+        thin_repair -i "$1" -o $META2 >/tmp/tr.out 2>&1 || { cat /tmp/tr.out; return 1; }
+        dd if=$META2 of="$1" bs=1M conv=fsync 2>/dev/null || return 1
+    fi
+    thin_check --clear-needs-check-flag "$1" >/dev/null 2>&1
+    check_metadata "$1"
+}

@@ -6,13 +6,14 @@
 # that apply to it. Prints one RESULT line per scenario run.
 cd /tests
 [ $# -gt 0 ] || set -- c rust
-SCENARIO_TIMEOUT=${SCENARIO_TIMEOUT:-600}
+SCENARIO_TIMEOUT=${DMRS_SCENARIO_TIMEOUT:-${SCENARIO_TIMEOUT:-600}}
 
 run_one() { # run_one IMPL FILE
     impl=$1 f=$2 name=$(basename "$2" .sh)
     applies=$(sed -n 's/^APPLIES="\(.*\)"/\1/p' "$f")
     case " $applies " in *" $impl "*) ;; *) echo "SKIP $impl $name (applies to: $applies)"; return ;; esac
     echo "=== $impl $name"
+    t0=$(awk '{print int($1)}' /proc/uptime)
     dmesg -c >/dev/null
     wipe_meta $META; wipe_meta $META2
     IMPL=$impl timeout "$SCENARIO_TIMEOUT" sh -c ". /tests/lib.sh; . $f; main" 2>&1
@@ -23,7 +24,8 @@ run_one() { # run_one IMPL FILE
     else
         IMPL=$impl sh -c '. /tests/lib.sh; teardown' >/dev/null 2>&1
     fi
-    if [ $rc -eq 0 ]; then echo "RESULT PASS $impl $name"; else echo "RESULT FAIL $impl $name (rc=$rc)"; fi
+    secs=$(( $(awk '{print int($1)}' /proc/uptime) - t0 ))
+    if [ $rc -eq 0 ]; then echo "RESULT PASS $impl $name (${secs}s)"; else echo "RESULT FAIL $impl $name (rc=$rc, ${secs}s)"; fi
 }
 
 for spec in "$@"; do
