@@ -39,7 +39,7 @@ use std::io::{BufWriter, Write};
 use std::process::exit;
 
 use dm_thin_host::log_writes::{
-    chunk_hash, Entry, FileSink, Log, LogError, Sink, FLUSH, FUA, MARK,
+    chunk_hash, Entry, FileSink, Log, LogError, Sink, FLUSH, FUA, MARK, O_DIRECT,
 };
 
 fn usage() -> ! {
@@ -215,13 +215,27 @@ fn is_block_device(path: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Hashes DEV chunk by chunk; a block device is read with O_DIRECT, so what
+/// is hashed is what the device returns, not what a writer left in its
+/// page cache.
 fn hash_device(path: &str, chunk: usize, out: &mut impl Write) -> std::io::Result<()> {
     use std::io::Read;
-    if chunk == 0 {
-        return Err(std::io::Error::other("chunk of 0 bytes"));
+    use std::os::unix::fs::OpenOptionsExt;
+    const ALIGN: usize = 4096;
+    if chunk == 0 || chunk % ALIGN != 0 {
+        return Err(std::io::Error::other(
+            "the chunk must be a multiple of 4 KiB",
+        ));
     }
-    let mut f = open_file(path);
-    let mut buf = vec![0u8; chunk];
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    if is_block_device(path) && O_DIRECT != 0 {
+        o.custom_flags(O_DIRECT);
+    }
+    let mut f = o.open(path)?;
+    let mut raw = vec![0u8; chunk + ALIGN];
+    let a = raw.as_ptr().align_offset(ALIGN);
+    let buf = &mut raw[a..a + chunk];
     let mut i = 0u64;
     loop {
         let mut got = 0;
