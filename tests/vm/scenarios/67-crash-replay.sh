@@ -3,7 +3,7 @@
 # under test runs a workload: thins, snapshots (of a thin and of a snapshot),
 # writes buffered + fsync, O_DIRECT, FUA (O_SYNC), partial blocks, copy on
 # write, discards, a delete, writes left to the periodic commit. After each
-# step every thin is fsynced, every region (128 KiB) of every thin is hashed
+# step every thin is fsynced, every region (64 KiB, one block) of every thin is hashed
 # through the pool (O_DIRECT), and both logs get the mark sK. Then the logs
 # are replayed with logreplay (host/bin/logreplay.rs) onto two more RAM disks,
 # forward through the crash points `logreplay points` picks: every mark, and
@@ -21,8 +21,8 @@
 # rust; C's misses and open failures are reported (CRASH-REPLAY-C-DEFECT) and
 # asserted only where they are rust's too. Summary line: CRASH-REPLAY.
 APPLIES="c rust"
-SZ=16      # MiB per thin
-REG=128    # KiB per checked region
+SZ=4       # MiB per thin
+REG=64     # KiB per checked region (one data block)
 CR=/tmp/cr
 targets_of() { case $1 in c) echo "thin-pool thin" ;; rust) echo "rthin-pool rthin" ;; esac; }
 fsync_dev() { dd if=/dev/null of="$1" conv=fsync 2>/dev/null || fail "fsync $1"; }
@@ -56,38 +56,38 @@ workload() {
     must dmsetup message pool 0 "create_thin 2"
     act 1; act 2
     end_step                                                  # s0: two empty thins
-    write_pattern /dev/mapper/t1 101 4096 0                   # blocks 0-63, buffered + fsync
-    dio /dev/mapper/t2 102 1000 300                           # partial blocks at both ends
+    write_pattern /dev/mapper/t1 101 1024 0                   # blocks 0-15, buffered + fsync
+    dio /dev/mapper/t2 102 300 100                            # partial blocks at both ends
     end_step                                                  # s1
     snap_create pool 1 t1 3; act 3
     write_pattern /dev/mapper/t1 103 12 40                    # copy on write, part of a block
-    dio /dev/mapper/t1 104 256 1024                           # whole shared blocks
+    dio /dev/mapper/t1 104 128 256                            # whole shared blocks
     end_step                                                  # s2
-    must blkdiscard -o $((512 * 1024)) -l $((256 * 1024)) /dev/mapper/t2
-    write_pattern /dev/mapper/t3 105 200 2000                 # the snapshot breaks sharing
+    must blkdiscard -o $((256 * 1024)) -l $((128 * 1024)) /dev/mapper/t2
+    write_pattern /dev/mapper/t3 105 200 500                  # the snapshot breaks sharing
     end_step                                                  # s3
-    rnd 1000; fua /dev/mapper/t1 8192 512 16                  # FUA writes, fresh blocks
-    dio /dev/mapper/t2 106 64 4096                            # left for the fsync to flush
+    rnd 1000; fua /dev/mapper/t1 2048 256 16                  # FUA writes, fresh blocks
+    dio /dev/mapper/t2 106 64 3072                            # left for the fsync to flush
     end_step                                                  # s4
     must dmsetup remove t2; must dmsetup message pool 0 "delete 2"
     LIVE=$(echo $LIVE | tr ' ' '\n' | grep -vx 2 | tr '\n' ' ')
     must dmsetup message pool 0 "create_thin 4"; act 4
-    write_pattern /dev/mapper/t4 107 2048 0
-    must blkdiscard -o 0 -l $((1024 * 1024)) /dev/mapper/t1   # over blocks shared with 3
+    write_pattern /dev/mapper/t4 107 512 0
+    must blkdiscard -o 0 -l $((256 * 1024)) /dev/mapper/t1    # over blocks shared with 3
     end_step                                                  # s5
     snap_create pool 3 t3 5; act 5                            # a snapshot of a snapshot
     write_pattern /dev/mapper/t3 108 100 0
     i=0
     while [ $i -lt 12 ]; do                                   # seeded small writes on 4
-        rnd 250; off=$((R * 64)); rnd 16; kib=$(((R + 1) * 4))
+        rnd 250; off=$((R * 16)); rnd 16; kib=$(((R + 1) * 4))
         dio /dev/mapper/t4 $((200 + i)) $kib $off
         i=$((i + 1))
     done
     end_step                                                  # s6
-    dio /dev/mapper/t5 109 512 6000                           # no fsync: the periodic commit
-    dio /dev/mapper/t1 110 128 12000
+    dio /dev/mapper/t5 109 256 1500                           # no fsync: the periodic commit
+    dio /dev/mapper/t1 110 128 3500
     sleep 2
-    must blkdiscard -o $((2048 * 1024)) -l $((128 * 1024)) /dev/mapper/t4
+    must blkdiscard -o $((1024 * 1024)) -l $((128 * 1024)) /dev/mapper/t4
     end_step                                                  # s7
     for id in $LIVE; do must dmsetup remove t$id; done
     must dmsetup remove pool
@@ -146,7 +146,7 @@ main() {
     last=$((STEP - 1))
     must dmsetup create rmeta --table "0 32768 linear /dev/ram5 0"
     must dmsetup create xmeta --table "0 32768 linear /dev/ram5 32768"
-    PTS=0 MARKS=0 TC=0 OPEN_c=0 OPEN_rust=0 MISS_c=0 MISS_rust=0 MAT=0 DAT=0
+    PTS=0 MARKS=0 TC=0 LEAK=0 T_REPLAY=0 T_CHECK=0 T_C=0 T_RUST=0 tb=$(uptime_cs) OPEN_c=0 OPEN_rust=0 MISS_c=0 MISS_rust=0 MAT=0 DAT=0
     while read kind a b c d; do
         case $kind in
             mark) mt=$b dt=$c k=${a#s}; [ "$a" = dm-log-writes-end ] && k=$last
@@ -160,27 +160,44 @@ main() {
         logreplay replay /dev/ram3 /dev/ram4 --from $DAT --to $dt >/dev/null || fail "replay data to $dt"
         MAT=$mt DAT=$dt PTS=$((PTS + 1))
         [ $kind = mark ] && MARKS=$((MARKS + 1))
+        ta=$(uptime_cs); T_REPLAY=$((T_REPLAY + ta - tb))
+        # A 1.1 failure that --ignore-non-fatal-errors lets pass is a leak
+        # (blocks counted used that nothing maps): counted apart.
         tc_ok=0
         if ! thin_check /dev/mapper/rmeta >/tmp/tc.out 2>&1; then
-            TC=$((TC + 1)); tc_ok=1; echo "  .. $label: thin_check 0.9:"; head -n 5 /tmp/tc.out
+            TC=$((TC + 1)); tc_ok=1; echo "  .. $label: thin_check 0.9:"; sed 's/^/  ..   /' /tmp/tc.out | tail -n 8
         elif ! /opt/tpt11/pdata_tools thin_check /dev/mapper/rmeta >/tmp/tc.out 2>&1; then
-            TC=$((TC + 1)); tc_ok=1; echo "  .. $label: thin_check 1.1:"; head -n 5 /tmp/tc.out
+            if /opt/tpt11/pdata_tools thin_check --ignore-non-fatal-errors /dev/mapper/rmeta >/dev/null 2>&1; then
+                LEAK=$((LEAK + 1)); echo "  .. $label: thin_check 1.1, non-fatal only:"
+            else
+                TC=$((TC + 1)); tc_ok=1; echo "  .. $label: thin_check 1.1:"
+            fi
+            sed 's/^/  ..   /' /tmp/tc.out | grep -v 'TRANSACTION_ID\|METADATA_FREE\|Checking thin\|device details tree\|mapping tree' | tail -n 8
         fi
+        tb=$(uptime_cs); T_CHECK=$((T_CHECK + tb - ta))
         if [ $kind = mark ] && [ $tc_ok = 0 ]; then
             want=$(awk '{print $1}' $exp | uniq | tr '\n' ' ' | sed 's/ $//')
             got=$(dump_devices /dev/mapper/rmeta | sed 's/:[0-9]*//g')
             [ "$got" = "$want" ] || { TC=$((TC + 1)); echo "  .. $label: thin_dump lists '$got', step $k had '$want'"; }
         fi
         open_check c $exp "$label"
+        ta=$(uptime_cs); T_C=$((T_C + ta - tb))
         open_check rust $exp "$label"
+        tb=$(uptime_cs); T_RUST=$((T_RUST + tb - ta))
     done < $CR/points
     t2=$(uptime_cs)
-    echo "CRASH-REPLAY impl=$IMPL seed=$SEED points=$PTS marks=$MARKS between=$((PTS - MARKS)) thin_check_failures=$TC" \
+    echo "CRASH-REPLAY impl=$IMPL seed=$SEED points=$PTS marks=$MARKS between=$((PTS - MARKS)) thin_check_failures=$TC thin_check_leaks=$LEAK" \
          "open_failures_c=$OPEN_c open_failures_rust=$OPEN_rust missing_regions_c=$MISS_c missing_regions_rust=$MISS_rust" \
-         "workload_s=$(((t1 - t0) / 100)) replay_s=$(((t2 - t1) / 100))"
+         "workload_s=$(((t1 - t0) / 100)) replay_s=$(((t2 - t1) / 100))" \
+         "(rebuild $((T_REPLAY / 100)) s, thin_check $((T_CHECK / 100)) s, open+read c $((T_C / 100)) s, rust $((T_RUST / 100)) s)"
     must dmsetup remove rmeta; must dmsetup remove xmeta
     must rmmod brd
     [ $MISS_c = 0 ] && [ $OPEN_c = 0 ] || echo "CRASH-REPLAY-C-DEFECT: the C module lost fsynced regions ($MISS_c) or failed to open ($OPEN_c), see above"
+    if [ $IMPL = c ] && [ $LEAK != 0 ]; then
+        echo "CRASH-REPLAY-C-DEFECT: C's metadata leaks data blocks at $LEAK crash points (thin_check 1.1, non-fatal)"
+    else
+        assert_eq "$LEAK" 0 "crash points where thin_check 1.1 finds leaked blocks (workload on $IMPL)"
+    fi
     assert_eq "$TC" 0 "thin_check failures at replayed points (workload on $IMPL)"
     assert_eq "$OPEN_rust" 0 "rthin-pool open failures at replayed points"
     assert_eq "$MISS_rust" 0 "fsynced regions missing under rthin-pool"
