@@ -7,12 +7,13 @@
 # through the pool (O_DIRECT), and both logs get the mark sK. Then the logs
 # are replayed with logreplay (host/bin/logreplay.rs) onto two more RAM disks,
 # forward through the crash points `logreplay points` picks: every mark, and
-# REPLAY_POINTS (default 12) points between marks chosen by REPLAY_SEED
+# REPLAY_POINTS (default 6) points between marks chosen by REPLAY_SEED
 # (printed; default from the clock), or with REPLAY_ALL=1 every
 # REPLAY_EVERY-th (default 1) metadata-log entry. At each point:
 #  - thin_check 0.9 and 1.1 are clean on the rebuilt metadata;
 #  - the pool opens under both modules (C thin-pool, rthin-pool), each on a
-#    fresh copy of the rebuilt metadata, and every thin the state names opens;
+#    fresh copy of the rebuilt metadata, and every thin the state names opens
+#    (one device with a thin target per thin);
 #  - at mark sK every region reads as hashed after step K (everything
 #    fsynced before the mark); between sK and sK+1 every region that step K+1
 #    did not change reads as after step K;
@@ -94,27 +95,33 @@ workload() {
 }
 
 # open_check MODULE EXPECTED LABEL: the pool on a fresh copy of the rebuilt
-# metadata under MODULE, every thin of EXPECTED opened and its regions compared.
+# metadata under MODULE; every thin of EXPECTED opened (one device, a thin
+# target per thin, SZ MiB each) and its regions compared with EXPECTED.
 open_check() {
-    local m=$1 exp=$2 label=$3 pt tt id bad
+    local m=$1 exp=$2 label=$3 pt tt id ids n bad
     set -- $(targets_of $m); pt=$1 tt=$2
     dd if=/dev/mapper/rmeta of=/dev/mapper/xmeta bs=1M oflag=direct 2>/dev/null || fail "copy rmeta"
     if ! dmsetup create rpool --table "0 $(sectors /dev/ram4) $pt /dev/mapper/xmeta /dev/ram4 $BLOCK_SECTORS 0" 2>/tmp/cr.err; then
         eval "OPEN_$m=\$((OPEN_$m + 1))"; echo "  .. $label: $pt does not open: $(cat /tmp/cr.err)"; return
     fi
-    for id in $(awk '{print $1}' $exp | uniq); do
-        if ! dmsetup create rt --table "0 $((SZ * 2048)) $tt /dev/mapper/rpool $id" 2>/tmp/cr.err; then
-            eval "OPEN_$m=\$((OPEN_$m + 1))"; echo "  .. $label: $tt $id does not open: $(cat /tmp/cr.err)"; continue
-        fi
-        logreplay hash /dev/mapper/rt --chunk-kib $REG | sed "s/^/$id /" > $CR/got || fail "hash of thin $id"
-        must dmsetup remove rt
-        bad=$(awk -v id=$id 'NR == FNR { g[$1 " " $2] = $3; next } $1 == id && g[$1 " " $2] != $3 { print $2 }' $CR/got $exp | tr '\n' ' ')
-        if [ -n "$bad" ]; then
-            eval "MISS_$m=\$((MISS_$m + $(echo $bad | wc -w)))"
-            echo "  .. $label: $m thin $id: regions (of $REG KiB) not as fsynced: $bad"
-        fi
-    done
+    ids=$(awk '{print $1}' $exp | uniq)
+    n=0
+    for id in $ids; do echo "$((n * SZ * 2048)) $((SZ * 2048)) $tt /dev/mapper/rpool $id"; n=$((n + 1)); done > $CR/table
+    if ! dmsetup create rt < $CR/table 2>/tmp/cr.err; then
+        eval "OPEN_$m=\$((OPEN_$m + 1))"; echo "  .. $label: thins $(echo $ids) do not open under $tt: $(cat /tmp/cr.err)"
+        must dmsetup remove rpool; return
+    fi
+    logreplay hash /dev/mapper/rt --chunk-kib $REG > $CR/got || fail "hash of the thins"
+    must dmsetup remove rt
     must dmsetup remove rpool
+    # Region i of the device is region i % per of the (i / per)-th thin.
+    bad=$(awk -v ids="$(echo $ids)" -v per=$((SZ * 1024 / REG)) '
+        NR == FNR { split(ids, id, " "); g[id[int($1 / per) + 1] " " ($1 % per)] = $2; next }
+        g[$1 " " $2] != $3 { printf "%s:%s ", $1, $2 }' $CR/got $exp)
+    if [ -n "$bad" ]; then
+        eval "MISS_$m=\$((MISS_$m + $(echo $bad | wc -w)))"
+        echo "  .. $label: under $m, regions (thin:index of $REG KiB) not as fsynced: $bad"
+    fi
 }
 
 main() {
@@ -138,7 +145,7 @@ main() {
     t1=$(uptime_cs)
     note "metadata log: $(logreplay info /dev/ram2)"
     note "data log:     $(logreplay info /dev/ram3)"
-    if [ -n "${REPLAY_ALL:-}" ]; then pick="--every ${REPLAY_EVERY:-1}"; else pick="--between ${REPLAY_POINTS:-12}"; fi
+    if [ -n "${REPLAY_ALL:-}" ]; then pick="--every ${REPLAY_EVERY:-1}"; else pick="--between ${REPLAY_POINTS:-6}"; fi
     logreplay points /dev/ram2 /dev/ram3 --seed $SEED $pick > $CR/points || fail "logreplay points"
     # Expected regions: at mark sK state.K; between sK and the next mark, the
     # lines of state.K that step K+1 left as they were; after the last step
