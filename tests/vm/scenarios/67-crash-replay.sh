@@ -131,10 +131,10 @@ main() {
     grep -q '^brd ' /proc/modules && must rmmod brd
     must insmod /modules/brd.ko rd_nr=6 rd_size=$((128 * 1024)) max_part=0
     rm -rf $CR; mkdir -p $CR
-    # ram0: metadata (16 MiB), ram1: data, ram2/ram3: their logs,
+    # ram0: metadata (8 MiB), ram1: data, ram2/ram3: their logs,
     # ram4: rebuilt data, ram5: rebuilt metadata + the copy a pool opens.
-    must dmsetup create smeta --table "0 32768 linear /dev/ram0 0"
-    must dmsetup create lwmeta --table "0 32768 log-writes /dev/mapper/smeta /dev/ram2"
+    must dmsetup create smeta --table "0 16384 linear /dev/ram0 0"
+    must dmsetup create lwmeta --table "0 16384 log-writes /dev/mapper/smeta /dev/ram2"
     must dmsetup create lwdata --table "0 $(sectors /dev/ram1) log-writes /dev/ram1 /dev/ram3"
     SEED=${REPLAY_SEED:-$(($(date +%s) % 1000000))}
     RND=$SEED
@@ -151,8 +151,8 @@ main() {
     # lines of state.K that step K+1 left as they were; after the last step
     # (up to the end mark) its state.
     last=$((STEP - 1))
-    must dmsetup create rmeta --table "0 32768 linear /dev/ram5 0"
-    must dmsetup create xmeta --table "0 32768 linear /dev/ram5 32768"
+    must dmsetup create rmeta --table "0 16384 linear /dev/ram5 0"
+    must dmsetup create xmeta --table "0 16384 linear /dev/ram5 16384"
     PTS=0 MARKS=0 TC=0 LEAK=0 T_REPLAY=0 T_CHECK=0 T_C=0 T_RUST=0 tb=$(uptime_cs) OPEN_c=0 OPEN_rust=0 MISS_c=0 MISS_rust=0 MAT=0 DAT=0
     while read kind a b c d; do
         case $kind in
