@@ -50,12 +50,13 @@ test: module
 # The fault sweeps whole, on both modules (`make test` runs a seeded sample
 # of each): the hostile-metadata fuzzer at DMRS_FUZZ_CASES (default 200000,
 # about 6 min on 2 cores), then one VM boot with every metadata I/O fault
-# point, every failslab rate and the whole hostile corpus. Scenario output:
+# point, every failslab rate, every crash-replay point and the whole
+# hostile corpus. Scenario output:
 # SWEEP lines per point, SWEEP-SUMMARY per sweep.
-FAULT_SCENARIOS := 64-metadata-io-sweep 65-data-device-errors 66-allocation-failures 68-hostile-metadata
+FAULT_SCENARIOS := 64-metadata-io-sweep 65-data-device-errors 66-allocation-failures 67-crash-replay 68-hostile-metadata
 test-faults: module
 	DMRS_FUZZ_CASES=$${DMRS_FUZZ_CASES:-200000} cargo test --release --test hostile_fuzz -- --nocapture
-	DMRS_SWEEP=all HOSTILE_ALL=1 DMRS_SCENARIO_TIMEOUT=14400 VM_TIMEOUT=43200 bash qemu/run-vm.sh test "$(kdir)" \
+	DMRS_SWEEP=all HOSTILE_ALL=1 REPLAY_ALL=1 DMRS_SCENARIO_TIMEOUT=14400 VM_TIMEOUT=43200 bash qemu/run-vm.sh test "$(kdir)" \
 		$(foreach s,$(FAULT_SCENARIOS),c:$(s) rust:$(s))
 	@grep -h '^SWEEP-SUMMARY' build/vm-test.log || true
 

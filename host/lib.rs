@@ -23,6 +23,7 @@ pub mod io_epochs;
 
 pub mod file_device;
 pub mod hostile;
+pub mod log_writes;
 pub mod oracle;
 pub mod thin_model;
 pub mod thin_script;

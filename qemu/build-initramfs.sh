@@ -42,6 +42,11 @@ tpt11="$CACHE/tools/tpt-1.1.0/usr/sbin/pdata_tools"
 copy_with_libs "$tpt11" /opt/tpt11/pdata_tools
 # perf for `make bench BENCH_ARGS=BENCH_PROFILE=...` (when the host has it).
 if [ "$mode" = bench ] && [ -x /usr/bin/perf ]; then copy_with_libs /usr/bin/perf /usr/bin/perf; fi
+# logreplay (the crash-replay scenario's tool), from the host crate; cargo
+# rebuilds it when its sources changed.
+target_dir=${CARGO_TARGET_DIR:-$top/target}
+(cd "$top" && cargo build --release --quiet --bin logreplay) || { echo "cannot build logreplay" >&2; exit 1; }
+copy_with_libs "$target_dir/release/logreplay" /usr/bin/logreplay
 cp /etc/mke2fs.conf "$stage/etc/" 2>/dev/null || true
 echo "root:x:0:0:root:/:/bin/sh" > "$stage/etc/passwd"
 

@@ -3,8 +3,19 @@
 # With no arguments: every scenario against the C module, then every
 # scenario that applies to dm_thin_rs.ko. IMPL:NAME runs one scenario
 # (NAME is a file name under scenarios/, without .sh); IMPL alone runs all
-# that apply to it. Prints one RESULT line per scenario run.
+# that apply to it; NAME=VALUE sets a variable for the scenarios. Prints
+# one RESULT line per scenario run.
+# NAME=VALUE arguments are exported to the scenarios, e.g.
+# `make vm-test SCENARIOS="REPLAY_ALL=1 c:67-crash-replay"`.
 cd /tests
+specs=""
+for a in "$@"; do
+    case "$a" in
+        [A-Z]*=*) export "$a"; echo "run.sh: $a" ;;
+        *) specs="$specs $a" ;;
+    esac
+done
+set -- $specs
 [ $# -gt 0 ] || set -- c rust
 SCENARIO_TIMEOUT=${DMRS_SCENARIO_TIMEOUT:-${SCENARIO_TIMEOUT:-600}}
 
