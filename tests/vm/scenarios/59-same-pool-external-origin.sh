@@ -16,7 +16,7 @@
 # 16-47 reads either the origin or the origin with its chunk, the origin is
 # unchanged, and the metadata is clean (the harness's thin_check).
 APPLIES="c rust"
-RUN_SECS=20
+RUN_SECS=${DMRS_STRESS_SECS:-12}
 BLOCKS=64
 FIRST_W=16                                 # blocks FIRST_W.. are written and discarded
 CHECKED=48                                 # blocks 0..CHECKED-1 have known contents

@@ -16,7 +16,7 @@
 # once more by fio and fio-verified after a pause; metadata clean (the
 # harness's thin_check), no kernel report.
 APPLIES="c rust"
-RUN_SECS=25
+RUN_SECS=${DMRS_STRESS_SECS:-12}
 a_round() { # a_round SEED ARGS...: fio's write+verify (or verify only) of all of thin A
     local seed=$1; shift
     fio --name=a$seed --filename=/dev/mapper/tA --rw=write --bs=64k --size=1M --direct=1 \

@@ -12,7 +12,7 @@
 #   with "Unable to activate thin device while pool is suspended".
 # Nothing may hang (deadline), and no kernel report (the harness).
 APPLIES="c rust"
-RUN_SECS=20
+RUN_SECS=${DMRS_STRESS_SECS:-12}
 suspender() {
     local n=0 r t
     RND=6201

@@ -97,7 +97,7 @@ main() {
     teardown
     note "workload: $N fault points (4 KiB each) of metadata I/O"
     assert_gt "$N" 0 "metadata I/O counted"
-    points=$(sweep_points "$N" 3)
+    points=$(sweep_points "$N" 1)
     tried=0 fired=0 lost=0 ro=0 failm=0
     for k in $points; do
         run_point "$k"
