@@ -58,7 +58,8 @@ test-faults: module
 	DMRS_FUZZ_CASES=$${DMRS_FUZZ_CASES:-200000} cargo test --release --test hostile_fuzz -- --nocapture
 	DMRS_SWEEP=all HOSTILE_ALL=1 REPLAY_ALL=1 DMRS_SCENARIO_TIMEOUT=14400 VM_TIMEOUT=43200 bash qemu/run-vm.sh test "$(kdir)" \
 		$(foreach s,$(FAULT_SCENARIOS),c:$(s) rust:$(s))
-	@grep -h '^SWEEP-SUMMARY' build/vm-test.log || true
+	@cp build/vm-test.log build/test-faults.log
+	@grep -h '^SWEEP-SUMMARY\|^RESULT' build/test-faults.log || true
 
 demo: module
 	bash qemu/run-vm.sh demo "$(kdir)"

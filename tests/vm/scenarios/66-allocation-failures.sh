@@ -93,6 +93,8 @@ run_pct() {
     check_acked
     bounded 120 teardown || hung_fail "teardown after the check"
     echo "SWEEP failslab $IMPL pct=$pct write_failures=$WFAIL message_failures=$MSGFAIL mode=$MODE lost=$((LOST + lost_live))"
+    S_RUNS=$((S_RUNS + 1)) S_WFAIL=$((S_WFAIL + WFAIL)) S_MFAIL=$((S_MFAIL + MSGFAIL)) S_LOST=$((S_LOST + LOST + lost_live))
+    [ "$MODE" = rw ] || S_DEGRADED=$((S_DEGRADED + 1))
     if [ $((LOST + lost_live)) != 0 ]; then
         # C 7.3 can acknowledge an fsync over writes an aborted commit lost.
         [ "$IMPL" = c ] && note "C lost fsynced writes (known C defect)" || fail "$((LOST + lost_live)) fsynced writes lost under failslab $pct%"
@@ -101,5 +103,7 @@ run_pct() {
 main() {
     sweep_seed
     if [ "${DMRS_SWEEP:-}" = all ]; then pcts="1 2 5 10"; else rnd 3; pcts=$((R + 1)); fi
+    S_RUNS=0 S_WFAIL=0 S_MFAIL=0 S_LOST=0 S_DEGRADED=0
     for p in $pcts; do run_pct "$p"; done
+    echo "SWEEP-SUMMARY failslab $IMPL rates=$(echo $pcts | tr ' ' ,)% writes=$((S_RUNS * 40)) write_failures=$S_WFAIL message_failures=$S_MFAIL degraded_runs=$S_DEGRADED lost_flushes=$S_LOST hangs=0"
 }

@@ -205,6 +205,8 @@ main() {
          "open_failures_c=$OPEN_c open_failures_rust=$OPEN_rust missing_regions_c=$MISS_c missing_regions_rust=$MISS_rust" \
          "workload_s=$(((t1 - t0) / 100)) replay_s=$(((t2 - t1) / 100))" \
          "(rebuild $((T_REPLAY / 100)) s, thin_check $((T_CHECK / 100)) s, open+read c $((T_C / 100)) s, rust $((T_RUST / 100)) s)"
+    echo "SWEEP-SUMMARY crash-replay $IMPL points=$PTS marks=$MARKS thin_check_failures=$TC leaking_points=$LEAK" \
+         "open_failures=c:$OPEN_c,rust:$OPEN_rust lost_regions=c:$MISS_c,rust:$MISS_rust hangs=0"
     must dmsetup remove rmeta; must dmsetup remove xmeta
     must rmmod brd
     [ $MISS_c = 0 ] && [ $OPEN_c = 0 ] || echo "CRASH-REPLAY-C-DEFECT: the C module lost fsynced regions ($MISS_c) or failed to open ($OPEN_c), see above"

@@ -83,6 +83,7 @@ main() {
         one_image "$img"
     done
     note "outcomes on $IMPL: $n_err refused, $n_ro ro, $n_fail fail, $n_fine rw, $n_other other, $n_skip skipped; $(( ($(uptime_cs) - start) / 100 )) s"
+    echo "SWEEP-SUMMARY hostile-metadata $IMPL images=$(echo $list | wc -w) of $total refused=$n_err ro=$n_ro fail=$n_fail rw=$n_fine other=$n_other skipped_hang=$n_skip hangs=0"
     assert_eq "$n_other" 0 "pools in a mode other than rw, ro or fail"
     must dmsetup remove hdata; must dmsetup remove hmeta
     # The harness checks $META after each scenario: leave no hostile image there.
