@@ -10,7 +10,9 @@
 //! to the thin's bio ([`crate::dm::DiscardChain`]), whose `end_io` hands it
 //! back to the worker ([`PoolCore::finish_passdown`]) to go on with the
 //! next run. While its passdown is in flight a run's data blocks keep an
-//! extra reference, so they cannot be reallocated (and written) under it.
+//! extra reference, so they cannot be reallocated (and written) under it;
+//! the reference is in flight (`metadata::in_flight`): no commit writes
+//! it, so a crash meanwhile leaks nothing (C's can).
 //! The range stays in the prison until the bio completes. Partial blocks at
 //! the edges are dropped, as in C.
 
@@ -108,7 +110,7 @@ impl PoolCore {
             };
             let data_end = run.pool_begin + (run.thin_end - run.thin_begin);
             let r = if passdown {
-                st.pmd.inc_data_range(run.pool_begin, data_end)
+                st.pmd.inc_in_flight(run.pool_begin, data_end)
             } else {
                 Ok(())
             }
@@ -175,7 +177,7 @@ impl PoolCore {
     /// false if the metadata failed.
     fn release_run(&self, begin: u64, end: u64) -> bool {
         let mut st = self.lock();
-        match st.pmd.dec_data_range(begin, end) {
+        match st.pmd.drop_in_flight(begin, end) {
             Ok(()) => true,
             Err(e) => {
                 st.metadata_operation_failed(self.name(), "dm_pool_dec_data_range", e);

@@ -347,7 +347,7 @@ impl PoolCore {
         // Every job holds a cell, and the reserve has room for as many.
         let Some(slot) = self.jobs.lock().get() else {
             dmerr!("{}: no room for a new mapping", self.name());
-            let _ = self.lock().pmd.dec_data_range(data_block, data_block + 1);
+            let _ = self.lock().pmd.drop_in_flight(data_block, data_block + 1);
             let waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);
             self.error_waiters(waiters, BlkStatus::IOERR);
             bio.endio(BlkStatus::IOERR);
@@ -441,7 +441,9 @@ impl PoolCore {
                 return Ok(None);
             }
         }
-        let Some(b) = st.pmd.alloc_data_block()? else {
+        // The block's reference stays out of commits until the mapping
+        // takes it (`finish_job`): a crash meanwhile leaks nothing.
+        let Some(b) = st.pmd.alloc_in_flight()? else {
             st.set_mode(name, PoolMode::OutOfDataSpace);
             return Ok(None);
         };
@@ -507,11 +509,17 @@ impl PoolCore {
             let mut st = self.lock();
             if st.mode() >= PoolMode::OutOfMetadataSpace {
                 // C `process_prepared_mapping_fail`: a read-only or failed
-                // pool errors the mapping's bios and changes no metadata.
+                // pool errors the mapping's bios and maps nothing; the
+                // block's reference, never committed, is given up (C
+                // leaks the block).
+                let _ = st.pmd.drop_in_flight(data_block, data_block + 1);
                 Err(())
             } else {
                 match st.pmd.insert_block(thin.id, vblock, data_block) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        st.pmd.map_in_flight(data_block, data_block + 1);
+                        Ok(())
+                    }
                     Err(e) => {
                         st.metadata_operation_failed(self.name(), "dm_thin_insert_block", e);
                         Err(())
@@ -520,7 +528,7 @@ impl PoolCore {
             }
         } else {
             dmerr!("{}: data block zeroing or copy failed", self.name());
-            let _ = self.lock().pmd.dec_data_range(data_block, data_block + 1);
+            let _ = self.lock().pmd.drop_in_flight(data_block, data_block + 1);
             Err(())
         };
         let waiters = self.prison.lock().release(thin.id, vblock, vblock + 1);

@@ -128,6 +128,7 @@
 pub mod block_time;
 pub mod device_details;
 pub mod error;
+pub mod in_flight;
 pub mod pool_metadata;
 pub mod superblock;
 pub mod thin_device;

@@ -43,6 +43,7 @@
 
 use super::device_details::DeviceDetails;
 use super::error::{Error, Result};
+use super::in_flight::IN_FLIGHT_RESERVE;
 use super::superblock::{
     self, Superblock, SB_VALIDATOR, SPACE_MAP_ROOT_SIZE, THIN_METADATA_BLOCK_SIZE,
     THIN_METADATA_NEEDS_CHECK_FLAG, THIN_SUPERBLOCK_LOCATION, THIN_VERSION,
@@ -115,6 +116,9 @@ pub struct PoolMetadata<D: BlockDevice> {
     pub(super) version: u32,
     /// Superblock uuid (zero in pools the kernel makes; read-only here).
     pub(super) uuid: [u8; 16],
+    /// Data-block references kept out of commits while their I/O is in
+    /// flight (see [`super::in_flight`]).
+    pub(super) in_flight: Vec<(u64, u64)>,
 }
 
 fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
@@ -183,6 +187,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             metadata_threshold: None,
             version: THIN_VERSION,
             uuid: [0; 16],
+            in_flight: Vec::with_capacity(IN_FLIGHT_RESERVE)?,
         };
         if unformatted {
             if !format_device {
@@ -352,6 +357,20 @@ impl<D: BlockDevice> PoolMetadata<D> {
         }
         pre_commit(self.pd()?)?;
         self.write_changed_details()?;
+        // Blocks whose I/O is in flight are written as if not yet taken.
+        self.in_flight_out()?;
+        let r = self.write_roots();
+        let back = self.in_flight_in();
+        r?;
+        back?;
+        for td in self.devices.iter_mut() {
+            td.changed = false;
+        }
+        Ok(())
+    }
+
+    /// The data space map, then the metadata space map and the superblock.
+    fn write_roots(&mut self) -> Result<()> {
         let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
         pd.data_sm.commit(&mut pd.tm)?;
         let data_root = pd.data_sm.root();
@@ -393,11 +412,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         if let Some(e) = failed {
             return Err(e);
         }
-        r.map_err(Error::from)?;
-        for td in self.devices.iter_mut() {
-            td.changed = false;
-        }
-        Ok(())
+        r.map_err(Error::from)
     }
 
     /// `dm_pool_commit_metadata`: makes everything done so far durable and
@@ -443,6 +458,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
         for td in self.devices.iter_mut() {
             td.aborted_with_changes |= td.changed;
         }
+        // References in flight go with the transaction that took them.
+        self.in_flight.clear();
         let Persistent { mut tm, .. } = pd;
         tm.abort()?;
         let bm = tm.into_bm();
