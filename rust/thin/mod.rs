@@ -12,6 +12,7 @@ mod mapping;
 mod metadata_dev;
 pub mod pool;
 mod pool_message;
+mod pool_stats;
 mod pool_table;
 mod pool_target;
 mod prison;

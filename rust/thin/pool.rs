@@ -37,6 +37,7 @@ use super::mapping::{JobList, JobReserve};
 use super::prison::MAX_CELLS;
 use super::metadata::{Error as MdError, PoolMetadata};
 use super::metadata_dev::MetadataDev;
+use super::pool_stats::PoolStats;
 use super::prison::Prison;
 use super::table_line::PoolFeatures;
 use super::thin::ThinBio;
@@ -49,6 +50,7 @@ use kernel::alloc::KVec;
 use core::ffi::CStr;
 use core::sync::atomic::{AtomicBool, Ordering};
 use kernel::error::code;
+use kernel::debugfs::{Dir, File};
 use kernel::prelude::*;
 use kernel::sync::{new_mutex, new_spinlock, new_spinlock_irq, Arc, Mutex, SpinLock, SpinLockIrq};
 
@@ -191,7 +193,7 @@ pub struct PoolCore {
     pub(crate) prepared: SpinLock<JobList>,
     /// Blocks being provisioned, copied or discarded.
     #[pin]
-    pub(crate) prison: SpinLockIrq<Prison>,
+    pub(crate) prison: Prison,
     /// The worker's own lists.
     #[pin]
     pub(crate) work: Mutex<WorkState>,
@@ -210,6 +212,8 @@ pub struct PoolCore {
     /// and those the pool's suspend holds suspended.
     #[pin]
     thins: Mutex<ActiveThins>,
+    /// Why `map` deferred bios, shown in debugfs while the pool lives.
+    pub(crate) stats: Pin<KBox<File<PoolStats>>>,
 }
 
 /// The pool's active thins, for quiescing them with the pool.
@@ -474,6 +478,7 @@ impl Pool {
         data_dev: DevT,
         block_size: u32,
         read_only: bool,
+        debugfs: &Dir,
     ) -> core::result::Result<Arc<Pool>, (&'static CStr, Error)> {
         const MD_ERR: &CStr = c"Error creating metadata object";
         let meta = BdevFile::open(metadata_dev, !read_only).map_err(|e| (MD_ERR, e))?;
@@ -499,6 +504,13 @@ impl Pool {
         let prison = Prison::new().map_err(|_| (c"Error creating pool's bio prison", ENOMEM))?;
         let jobs = JobReserve::new(MAX_CELLS).map_err(|_| (c"Error creating pool's mapping mempool", ENOMEM))?;
         let kcopyd = KcopydClient::new().map_err(|e| (c"Error creating pool's kcopyd client", e))?;
+        // A pool whose directory cannot be made (a name in use, no debugfs)
+        // still counts; the file is just not shown.
+        let stats = KBox::pin_init(
+            debugfs.subdir(name).read_only_file(c"map_stats", PoolStats::default()),
+            GFP_KERNEL,
+        )
+        .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
         let core = Arc::pin_init(
             pin_init!(PoolCore {
                 md,
@@ -515,7 +527,7 @@ impl Pool {
                 passdown_done <- new_spinlock_irq!(BioList::new()),
                 retry <- new_spinlock_irq!(BioList::new()),
                 prepared <- new_spinlock!(JobList::new()),
-                prison <- new_spinlock_irq!(prison),
+                prison <- prison,
                 work <- new_mutex!(WorkState::default()),
                 io: IoEpochs::new(),
                 shared_io: IoEpochs::new(),
@@ -523,6 +535,7 @@ impl Pool {
                 kcopyd,
                 commit_due: AtomicBool::new(false),
                 thins <- new_mutex!(ActiveThins::default()),
+                stats,
             }),
             GFP_KERNEL,
         )

@@ -7,6 +7,7 @@ use super::pool::Pool;
 use crate::dm::{DevT, MdId};
 use core::ffi::CStr;
 use kernel::alloc::KVec;
+use kernel::debugfs::Dir;
 use kernel::prelude::*;
 use kernel::sync::{new_mutex, Arc, Mutex};
 
@@ -19,6 +20,8 @@ struct Entry {
 /// types as their registration context.
 pub struct PoolTable {
     pools: KVec<Entry>,
+    /// `dm_thin_rs` in debugfs: a directory per pool (see `pool_stats.rs`).
+    debugfs: Dir,
 }
 
 /// The shared, locked table.
@@ -26,7 +29,11 @@ pub type SharedPools = Arc<Mutex<PoolTable>>;
 
 /// Makes the empty shared table (module init).
 pub fn new_shared_pools() -> Result<SharedPools> {
-    Arc::pin_init(new_mutex!(PoolTable { pools: KVec::new() }), GFP_KERNEL)
+    let table = PoolTable {
+        pools: KVec::new(),
+        debugfs: Dir::new(c"dm_thin_rs"),
+    };
+    Arc::pin_init(new_mutex!(table), GFP_KERNEL)
 }
 
 /// What a `thin-pool` constructor asks of the table.
@@ -82,6 +89,7 @@ impl PoolTable {
             key.data_dev,
             key.block_size,
             key.read_only,
+            &self.debugfs,
         )?;
         self.pools
             .push(

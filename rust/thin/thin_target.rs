@@ -4,6 +4,7 @@
 
 use super::metadata::ThinId;
 use super::pool::{errno, PoolMode};
+use super::pool_stats::Deferral;
 use super::pool_table::SharedPools;
 use super::table_line::{self, msg};
 use super::thin::{Thin, ThinBio};
@@ -194,12 +195,16 @@ impl Target for ThinTarget {
         let sector = bio.sector().wrapping_sub(ti.begin());
         bio.set_sector(sector);
         if bio.op() == Op::Discard || bio.is_preflush() || bio.is_fua() {
+            core.stats.deferred(Deferral::Special);
             return self.defer(bio);
         }
         let is_write = match bio.op() {
             Op::Read => false,
             Op::Write => true,
-            _ => return self.defer(bio),
+            _ => {
+                core.stats.deferred(Deferral::Special);
+                return self.defer(bio);
+            }
         };
         let bs = u64::from(core.block_size());
         let vblock = sector / bs;
@@ -222,7 +227,7 @@ impl Target for ThinTarget {
                 self.thin.pool.wake();
             }
         };
-        {
+        if core.prison.maybe_held() {
             let mut p = core.prison.lock();
             if let Some(cell) = p.find(self.thin.id, vblock, vblock + 1) {
                 let (mut b, m) = bio.defer();
@@ -230,6 +235,7 @@ impl Target for ThinTarget {
                 cell.waiters.push(b);
                 drop(p);
                 uncount(wake);
+                core.stats.deferred(Deferral::Cell);
                 return m;
             }
         }
@@ -257,10 +263,30 @@ impl Target for ThinTarget {
                 let d = bio.data_mut();
                 d.epoch.store(epoch, Ordering::SeqCst);
                 d.shared_epoch.store(shared_epoch, Ordering::SeqCst);
+                core.stats.remapped();
                 bio.remap_file(&core.data, m.block * bs + sector % bs)
             }
-            _ => {
+            // An unprovisioned block of a thin with no origin reads as
+            // zeroes: answered here, as the worker would (C defers it).
+            // A write racing it is not yet in a cell or mapped, so the
+            // read is simply ordered before it.
+            Some(Ok(None)) if !is_write && self.thin.origin.is_none() => {
                 uncount(wake);
+                core.stats.zeroed();
+                let (mut b, m) = bio.defer();
+                b.zero_fill();
+                b.endio(BlkStatus::OK);
+                m
+            }
+            other => {
+                uncount(wake);
+                core.stats.deferred(match other {
+                    None => Deferral::Contended,
+                    Some(Err(_)) => Deferral::CacheMiss,
+                    Some(Ok(None)) if is_write => Deferral::Provision,
+                    Some(Ok(None)) => Deferral::UnmappedRead,
+                    Some(Ok(Some(_))) => Deferral::Provision,
+                });
                 self.defer(bio)
             }
         }

@@ -1,0 +1,112 @@
+//! Why `map` sends bios to the worker: one counter per reason, in debugfs
+//! as `dm_thin_rs/<pool>/map_stats` (the status line stays C's word for
+//! word).
+//!
+//! `map` remaps a bio at once when its block is mapped, not shared (or the
+//! bio is a read) and nothing holds it; it completes a read of an
+//! unprovisioned block of a thin with no origin as zeroes. Everything else
+//! goes to the worker, and each such bio is counted here under the first
+//! reason that stopped `map`:
+//!
+//! - `contended`: another CPU held the pool lock (the lookup was not even
+//!   tried). The figure the scaling work drives to zero.
+//! - `cache_miss`: the lookup needed metadata I/O.
+//! - `cell`: the block is held by a provisioning, copy or discard.
+//! - `provision`: a write to an unmapped or shared block.
+//! - `unmapped_read`: a read of an unmapped block the worker must answer
+//!   (from the external origin).
+//! - `special`: flushes, FUA writes and discards, which always go through
+//!   the worker.
+//!
+//! `remapped` and `zeroed` count what `map` finished itself, so
+//! `deferred / (deferred + remapped + zeroed)` is the share of bios that
+//! took the slow path. The counters are relaxed atomics: figures for a
+//! bench, not for synchronisation.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// Why `map` deferred a bio.
+#[derive(Clone, Copy)]
+pub enum Deferral {
+    /// Another CPU held the pool lock.
+    Contended,
+    /// The lookup needed metadata I/O.
+    CacheMiss,
+    /// A cell holds the block.
+    Cell,
+    /// A write to an unmapped or shared block.
+    Provision,
+    /// A read of an unmapped block of a thin with an external origin.
+    UnmappedRead,
+    /// A flush, FUA write, discard or other operation.
+    Special,
+}
+
+/// The counters of one pool.
+#[derive(Default)]
+pub struct PoolStats {
+    remapped: AtomicU64,
+    zeroed: AtomicU64,
+    contended: AtomicU64,
+    cache_miss: AtomicU64,
+    cell: AtomicU64,
+    provision: AtomicU64,
+    unmapped_read: AtomicU64,
+    special: AtomicU64,
+}
+
+impl PoolStats {
+    /// A bio `map` remapped.
+    pub fn remapped(&self) {
+        self.remapped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A read `map` completed as zeroes.
+    pub fn zeroed(&self) {
+        self.zeroed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A bio `map` deferred, and why.
+    pub fn deferred(&self, why: Deferral) {
+        let c = match why {
+            Deferral::Contended => &self.contended,
+            Deferral::CacheMiss => &self.cache_miss,
+            Deferral::Cell => &self.cell,
+            Deferral::Provision => &self.provision,
+            Deferral::UnmappedRead => &self.unmapped_read,
+            Deferral::Special => &self.special,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The debugfs file's text: one `name value` line per counter, then the
+/// totals.
+impl fmt::Debug for PoolStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let deferred: u64 = [
+            &self.contended,
+            &self.cache_miss,
+            &self.cell,
+            &self.provision,
+            &self.unmapped_read,
+            &self.special,
+        ]
+        .into_iter()
+        .map(get)
+        .sum();
+        let done = get(&self.remapped) + get(&self.zeroed);
+        writeln!(f, "remapped {}", get(&self.remapped))?;
+        writeln!(f, "zeroed {}", get(&self.zeroed))?;
+        writeln!(f, "contended {}", get(&self.contended))?;
+        writeln!(f, "cache_miss {}", get(&self.cache_miss))?;
+        writeln!(f, "cell {}", get(&self.cell))?;
+        writeln!(f, "provision {}", get(&self.provision))?;
+        writeln!(f, "unmapped_read {}", get(&self.unmapped_read))?;
+        writeln!(f, "special {}", get(&self.special))?;
+        writeln!(f, "deferred {}", deferred)?;
+        write!(f, "total {}", deferred + done)
+    }
+}
