@@ -29,7 +29,8 @@ drives=()
 for d in meta data meta2 data2; do
     drives+=(-drive "file=$disks/$d.img,if=virtio,format=raw,cache=unsafe,discard=unmap")
 done
-qemu=(qemu-system-x86_64 -m 3G -smp 2 -no-reboot -kernel "$kdir/arch/x86/boot/bzImage"
+# VM_SMP: vCPUs (default 2; the bench kernel takes up to 8).
+qemu=(qemu-system-x86_64 -m 3G -smp "${VM_SMP:-2}" -no-reboot -kernel "$kdir/arch/x86/boot/bzImage"
       -initrd "$img" -append "console=ttyS0 panic=-1 oops=panic rdinit=/init"
       "${drives[@]}" -display none -vga none -net none)
 

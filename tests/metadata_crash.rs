@@ -495,3 +495,41 @@ fn a_failed_commit_keeps_references_in_flight_in_core() {
         }
     }
 }
+
+#[test]
+fn trim_takes_only_blocks_free_now_and_at_the_last_commit() {
+    let mut pmd = PoolMetadata::open(RamDisk::new(META_BLOCKS), 128, true).unwrap();
+    pmd.resize_data_dev(64).unwrap();
+    pmd.create_thin(1).unwrap();
+    // Blocks 0..8 mapped and committed.
+    for v in 0..8 {
+        let b = pmd.alloc_in_flight().unwrap().unwrap();
+        pmd.insert_block(1, v, b).unwrap();
+        pmd.map_in_flight(b, b + 1);
+    }
+    pmd.commit().unwrap();
+    // Unmap 2..4: free now, in use at the last commit: not to be trimmed.
+    pmd.remove_range(1, 2, 4).unwrap();
+    // Block 8 allocated now (its write in flight).
+    let b8 = pmd.alloc_in_flight().unwrap().unwrap();
+    assert_eq!(b8, 8);
+    let run = pmd.take_free_run(0, 1000).unwrap();
+    assert_eq!(run, Some((9, 64)), "the first run free now and at the commit");
+    // Held: nothing allocates from it, and the free count shows it taken.
+    assert_eq!(pmd.free_data_blocks().unwrap(), 0 + 2);
+    assert_eq!(pmd.alloc_data_block().unwrap(), None, "only 2..4, freed this transaction, are left");
+    // Bounded runs, and none past the end.
+    pmd.drop_in_flight(9, 64).unwrap();
+    assert_eq!(pmd.take_free_run(10, 5).unwrap(), Some((10, 15)));
+    pmd.drop_in_flight(10, 15).unwrap();
+    assert_eq!(pmd.free_data_blocks().unwrap(), 55 + 2);
+    // After the commit, 2..4 are free at the commit too.
+    pmd.commit().unwrap();
+    assert_eq!(pmd.take_free_run(0, 1000).unwrap(), Some((2, 4)));
+    pmd.drop_in_flight(2, 4).unwrap();
+    // What a delete frees is reported as a range (8 is in flight, not mapped).
+    let _ = pmd.take_freed_range();
+    pmd.delete_thin_device(1).unwrap();
+    assert_eq!(pmd.take_freed_range(), Some((0, 8)));
+    assert_eq!(pmd.take_freed_range(), None);
+}

@@ -71,6 +71,7 @@ void dmrs_wake_up_var(unsigned long *count);
 unsigned int dmrs_bdev_max_discard_sectors(struct block_device *bdev);
 size_t dmrs_bdev_name(struct block_device *bdev, char *buf, size_t len);
 bool dmrs_bdev_discard_supported(struct block_device *bdev);
+int dmrs_discard_bdev(struct block_device *bdev, sector_t sector, sector_t nr_sects);
 void dmrs_kcopyd_copy(struct dm_kcopyd_client *kc, struct block_device *from, sector_t from_sector,
 		      struct block_device *to, sector_t to_sector, sector_t count,
 		      dm_kcopyd_notify_fn fn, void *context);

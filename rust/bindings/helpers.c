@@ -307,6 +307,11 @@ bool dmrs_bdev_discard_supported(struct block_device *bdev)
 	return bdev_max_discard_sectors(bdev) > 0;
 }
 
+int dmrs_discard_bdev(struct block_device *bdev, sector_t sector, sector_t nr_sects)
+{
+	return blkdev_issue_discard(bdev, sector, nr_sects, GFP_NOIO);
+}
+
 void dmrs_kcopyd_copy(struct dm_kcopyd_client *kc, struct block_device *from, sector_t from_sector,
 		      struct block_device *to, sector_t to_sector, sector_t count,
 		      dm_kcopyd_notify_fn fn, void *context)

@@ -158,6 +158,20 @@ impl BdevFile {
         unsafe { bindings::dmrs_bdev_discard_supported(self.bdev.as_ptr()) }
     }
 
+    /// Discards `sectors` sectors from `sector` (`blkdev_issue_discard`),
+    /// waiting for them. Sleeps. `Ok` without doing anything when the
+    /// device takes no discards or the range is empty.
+    pub fn discard(&self, sector: u64, sectors: u64) -> Result {
+        if sectors == 0 || !self.discard_supported() {
+            return Ok(());
+        }
+        if !self.writable || sector.checked_add(sectors).is_none_or(|e| e > self.nr_sectors()) {
+            return Err(EINVAL);
+        }
+        // SAFETY: a live block device, a range inside it.
+        to_result(unsafe { bindings::dmrs_discard_bdev(self.bdev.as_ptr(), sector, sectors) })
+    }
+
     /// Flushes the device's volatile cache (`blkdev_issue_flush`). Sleeps.
     pub fn flush(&self) -> Result {
         // SAFETY: a live block device.

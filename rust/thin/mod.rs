@@ -19,6 +19,7 @@ mod prison;
 pub mod table_line;
 mod thin;
 mod thin_target;
+mod trim;
 mod worker;
 
 pub use pool_table::new_shared_pools;

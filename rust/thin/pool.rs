@@ -214,6 +214,10 @@ pub struct PoolCore {
     thins: Mutex<ActiveThins>,
     /// Why `map` deferred bios, shown in debugfs while the pool lives.
     pub(crate) stats: Pin<KBox<File<PoolStats>>>,
+    /// Held by each trim batch, and by presuspend once the pool is marked
+    /// suspended (see `trim.rs`).
+    #[pin]
+    pub(crate) trim_lock: Mutex<()>,
 }
 
 /// The pool's active thins, for quiescing them with the pool.
@@ -400,6 +404,11 @@ impl PoolCore {
         self.block_size
     }
 
+    /// Whether the pool is suspended (C `pool->suspended`).
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.load(Ordering::Acquire)
+    }
+
     /// Tries to lock the pool's state without sleeping (`map`).
     pub fn try_lock(&self) -> Option<kernel::sync::lock::Guard<'_, PoolState, kernel::sync::lock::mutex::MutexBackend>> {
         self.state.try_lock()
@@ -507,7 +516,7 @@ impl Pool {
         // A pool whose directory cannot be made (a name in use, no debugfs)
         // still counts; the file is just not shown.
         let stats = KBox::pin_init(
-            debugfs.subdir(name).read_only_file(c"map_stats", PoolStats::default()),
+            debugfs.subdir(name).read_only_file(c"stats", PoolStats::default()),
             GFP_KERNEL,
         )
         .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
@@ -536,6 +545,7 @@ impl Pool {
                 commit_due: AtomicBool::new(false),
                 thins <- new_mutex!(ActiveThins::default()),
                 stats,
+                trim_lock <- new_mutex!(()),
             }),
             GFP_KERNEL,
         )

@@ -1,6 +1,6 @@
-//! Why `map` sends bios to the worker: one counter per reason, in debugfs
-//! as `dm_thin_rs/<pool>/map_stats` (the status line stays C's word for
-//! word).
+//! The pool's counters, in debugfs as `dm_thin_rs/<pool>/stats` (the status
+//! line stays C's word for word): why `map` sends bios to the worker, and
+//! what online trims (`trim.rs`) discarded.
 //!
 //! `map` remaps a bio at once when its block is mapped, not shared (or the
 //! bio is a read) and nothing holds it; it completes a read of an
@@ -20,8 +20,14 @@
 //!
 //! `remapped` and `zeroed` count what `map` finished itself, so
 //! `deferred / (deferred + remapped + zeroed)` is the share of bios that
-//! took the slow path. The counters are relaxed atomics: figures for a
-//! bench, not for synchronisation.
+//! took the slow path.
+//!
+//! `trimmed` counts the data blocks trims discarded, `trim_runs` their
+//! discards; `trim_at` and `trim_end` show where the running trim is (both
+//! 0 when none runs).
+//!
+//! The counters are relaxed atomics: figures for a bench or an operator,
+//! not for synchronisation.
 
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +60,10 @@ pub struct PoolStats {
     provision: AtomicU64,
     unmapped_read: AtomicU64,
     special: AtomicU64,
+    trimmed: AtomicU64,
+    trim_runs: AtomicU64,
+    trim_at: AtomicU64,
+    trim_end: AtomicU64,
 }
 
 impl PoolStats {
@@ -65,6 +75,18 @@ impl PoolStats {
     /// A read `map` completed as zeroes.
     pub fn zeroed(&self) {
         self.zeroed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A trim discarded `blocks` data blocks in one discard.
+    pub fn trimmed(&self, blocks: u64) {
+        self.trimmed.fetch_add(blocks, Ordering::Relaxed);
+        self.trim_runs.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Where the running trim is (`0, 0` when it ends).
+    pub fn trim_progress(&self, at: u64, end: u64) {
+        self.trim_at.store(at, Ordering::Relaxed);
+        self.trim_end.store(end, Ordering::Relaxed);
     }
 
     /// A bio `map` deferred, and why.
@@ -107,6 +129,10 @@ impl fmt::Debug for PoolStats {
         writeln!(f, "unmapped_read {}", get(&self.unmapped_read))?;
         writeln!(f, "special {}", get(&self.special))?;
         writeln!(f, "deferred {}", deferred)?;
-        write!(f, "total {}", deferred + done)
+        writeln!(f, "total {}", deferred + done)?;
+        writeln!(f, "trimmed {}", get(&self.trimmed))?;
+        writeln!(f, "trim_runs {}", get(&self.trim_runs))?;
+        writeln!(f, "trim_at {}", get(&self.trim_at))?;
+        write!(f, "trim_end {}", get(&self.trim_end))
     }
 }

@@ -3,7 +3,7 @@
 //! when its table goes.
 
 use crate::dm::{dmerr, dminfo, dmwarn};
-use super::pool::{Pool, PoolMode, THIN_METADATA_MAX_SECTORS, THIN_METADATA_MAX_SECTORS_WARNING};
+use super::pool::{errno, Pool, PoolMode, THIN_METADATA_MAX_SECTORS, THIN_METADATA_MAX_SECTORS_WARNING};
 use super::pool_table::{PoolKey, SharedPools};
 use super::pool_message::pool_message;
 use super::table_line::{self, msg, PoolFeatures};
@@ -54,6 +54,29 @@ impl PoolTarget {
             pf.discard_passdown = false;
         }
         pf
+    }
+
+    /// `trim` (beyond C): discards every data block the pool does not use,
+    /// while it runs. Refused where C refuses messages; a no-op without
+    /// discard passdown. Sleeps until done.
+    fn trim_message(&self, args: &Args<'_>) -> Result {
+        let core = self.pool.core();
+        if args.len() != 1 {
+            dmwarn!("Message received with {} arguments instead of 1.", args.len());
+            return Err(EINVAL);
+        }
+        let end = {
+            let st = core.lock();
+            if st.mode() >= PoolMode::OutOfMetadataSpace {
+                dmerr!(
+                    "{}: unable to service pool target messages in READ_ONLY or FAIL mode",
+                    core.name()
+                );
+                return Err(EOPNOTSUPP);
+            }
+            st.pmd.data_dev_size().map_err(errno)?
+        };
+        core.trim(0, end).map(|_| ())
     }
 
     /// C `disable_discard_passdown_if_not_supported`: passdown needs a data
@@ -321,20 +344,38 @@ impl Target for PoolTarget {
         }
     }
 
+    /// C `pool_message`, and two beyond it (see `trim.rs`): `trim`, and
+    /// the discard of what a `delete` freed once its commit is done.
     fn message(&self, _ti: &TargetRef<'_>, args: &Args<'_>, _out: &mut StatusWriter<'_>) -> Result {
         let core = self.pool.core();
-        let r = pool_message(&mut core.lock(), core.name(), args);
+        let cmd = args.get(0).unwrap_or(b"");
+        if cmd.eq_ignore_ascii_case(b"trim") {
+            return self.trim_message(args);
+        }
+        let (r, freed) = {
+            let mut st = core.lock();
+            let _ = st.pmd.take_freed_range();
+            let r = pool_message(&mut st, core.name(), args);
+            (r, st.pmd.take_freed_range())
+        };
         // A failed commit may have made the pool read-only, or a delete
         // given space back: the bios waiting for space learn it now.
         if core.settle_retries() {
             self.pool.wake();
         }
+        if let (Ok(()), Some((b, e)), true) = (&r, freed, cmd.eq_ignore_ascii_case(b"delete")) {
+            // The delete is committed: its blocks may go (an error here
+            // leaves them for a later trim, and fails nothing).
+            let _ = core.trim(b, e);
+        }
         r
     }
 
-    /// C `pool_presuspend`: no new thins, and the active ones quiesce.
+    /// C `pool_presuspend`: no new thins, and the active ones quiesce; a
+    /// trim's batch in flight ends first (the trim stops after it).
     fn presuspend(&self, _ti: &TargetRef<'_>) {
         self.pool.set_suspended(true);
+        drop(self.pool.core().trim_lock.lock());
         self.pool.suspend_active_thins();
     }
 

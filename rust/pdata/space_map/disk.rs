@@ -16,7 +16,7 @@
 //! superblock's root instead (`PoolMetadata::abort` always reopens).
 
 use super::{
-    ll_extend, ll_find_common_free, ll_lookup, ll_mutate, Event, IndexEntry, IndexEntryValue,
+    ll_extend, ll_find_common_free, ll_lookup, ll_lookup_bitmap, ll_mutate, Event, IndexEntry, IndexEntryValue,
     LlCounts, LlEnv, Op, SmRoot,
 };
 use crate::pdata::alloc::Vec;
@@ -181,6 +181,9 @@ pub struct DiskSpaceMap {
     old_bitmap_root: u64,
     begin: u64,
     nr_allocated_this_transaction: i64,
+    /// The lowest and highest block freed since [`Self::take_freed_range`]
+    /// (the range a trim after a delete looks at).
+    freed: Option<(u64, u64)>,
 }
 
 impl DiskSpaceMap {
@@ -215,6 +218,7 @@ impl DiskSpaceMap {
             old_bitmap_root: bitmap_root,
             begin: 0,
             nr_allocated_this_transaction: 0,
+            freed: None,
         };
         {
             let (mut env, counts) = sm.env(tm);
@@ -244,6 +248,7 @@ impl DiskSpaceMap {
             old_bitmap_root: r.bitmap_root,
             begin: 0,
             nr_allocated_this_transaction: 0,
+            freed: None,
         })
     }
 
@@ -295,7 +300,13 @@ impl DiskSpaceMap {
         };
         match ev {
             Event::Alloc => self.nr_allocated_this_transaction += 1,
-            Event::Free => self.nr_allocated_this_transaction -= 1,
+            Event::Free => {
+                self.nr_allocated_this_transaction -= 1;
+                self.freed = Some(match self.freed {
+                    Some((lo, hi)) => (lo.min(b), hi.max(b + 1)),
+                    None => (b, b + 1),
+                });
+            }
             Event::None => {}
         }
         Ok(())
@@ -354,6 +365,41 @@ impl DiskSpaceMap {
         self.begin = b + 1;
         self.inc(tm, b)?;
         Ok(Some(b))
+    }
+
+    /// The blocks freed since the last call (lowest to highest + 1), if any.
+    pub fn take_freed_range(&mut self) -> Option<(u64, u64)> {
+        self.freed.take()
+    }
+
+    /// The first run of blocks at or after `begin`, at most `max` long,
+    /// that are free now *and* were free at the last commit: nothing
+    /// references them in core or on disk, and no allocation can be
+    /// writing them (an allocation holds its block from the moment it takes
+    /// it). `None` if no such block is left.
+    pub fn find_free_run<T: Transaction>(
+        &mut self,
+        tm: &mut T,
+        begin: u64,
+        max: u64,
+    ) -> Result<Option<(u64, u64)>> {
+        let old_counts = self.old_counts;
+        let (mut env, counts) = self.env(tm);
+        let Some(b) = ll_find_common_free(&mut env, &old_counts, counts, begin)? else {
+            return Ok(None);
+        };
+        let limit = counts.nr_blocks.min(b.saturating_add(max.max(1)));
+        let mut e = b + 1;
+        while e < limit {
+            let free_now = ll_lookup_bitmap(&mut env, counts, e, false)? == 0;
+            let free_then =
+                e >= old_counts.nr_blocks || ll_lookup_bitmap(&mut env, &old_counts, e, true)? == 0;
+            if !free_now || !free_then || env.is_pending(e) {
+                break;
+            }
+            e += 1;
+        }
+        Ok(Some((b, e)))
     }
 
     /// `sm_disk_commit`: the current state becomes the committed one. Call

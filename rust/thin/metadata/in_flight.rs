@@ -80,6 +80,26 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(())
     }
 
+    /// Takes the first run of data blocks at or after `begin`, at most
+    /// `max` long, that nothing references now or at the last commit, with
+    /// an in-flight reference each: so they can be discarded while the pool
+    /// runs (a trim), no allocation takes them until
+    /// [`Self::drop_in_flight`]. `None` when no such block is left.
+    pub fn take_free_run(&mut self, begin: u64, max: u64) -> Result<Option<(u64, u64)>> {
+        let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
+        let Some((b, e)) = pd.data_sm.find_free_run(&mut pd.tm, begin, max)? else {
+            return Ok(None);
+        };
+        self.inc_in_flight(b, e)?;
+        Ok(Some((b, e)))
+    }
+
+    /// The data blocks freed since the last call, lowest to highest + 1
+    /// (what a delete freed, for the trim after its commit).
+    pub fn take_freed_range(&mut self) -> Option<(u64, u64)> {
+        self.pd.as_mut().and_then(|pd| pd.data_sm.take_freed_range())
+    }
+
     /// References in flight now (blocks, counting a block once per
     /// reference).
     pub fn in_flight_blocks(&self) -> u64 {

@@ -1,4 +1,4 @@
-# The map_stats counters in debugfs (dm_thin_rs/<pool major:minor>/map_stats,
+# The stats counters in debugfs (dm_thin_rs/<pool major:minor>/stats,
 # issue 18): `map` counts what it remapped or answered as zeroes and, per
 # reason, what it deferred to the worker. Reads of unprovisioned blocks of a
 # thin without an origin are answered in `map` (zeroes, nothing deferred);
@@ -10,7 +10,7 @@ ms() { awk -v k="$1" '$1 == k { print $2 }' "$F"; }
 main() {
     debugfs_mount
     pool_create pool
-    F=/sys/kernel/debug/dm_thin_rs/$(maj_min /dev/mapper/pool)/map_stats
+    F=/sys/kernel/debug/dm_thin_rs/$(maj_min /dev/mapper/pool)/stats
     [ -r "$F" ] || fail "no $F"
     thin_create pool 1 t1 64
     # 32 reads of unprovisioned blocks: zeroes, answered in map once the
@@ -41,7 +41,7 @@ main() {
     assert_le $((u0 + 16)) "$(ms unmapped_read)" "origin reads deferred"
     assert_eq "$(ms zeroed)" "$z0" "origin reads answered as zeroes"
     total=$(ms total) deferred=$(ms deferred)
-    note "map_stats: $(tr '\n' ' ' < "$F")"
+    note "stats: $(tr '\n' ' ' < "$F")"
     assert_gt "$total" "$deferred" "total counts more than the deferred"
     must dmsetup remove t2; must dmsetup remove origin; must dmsetup remove t1; must dmsetup remove pool
     [ ! -e "$F" ] || fail "$F still there after the pool went"
