@@ -28,8 +28,16 @@
 //!   suspend hooks) runs in a [`noio`](crate::dm::noio) scope, which the dm
 //!   layer enters around every such callback.
 //!
-//! Locking: the table's mutex, then a pool's state mutex, then the bound
-//! target's table-event mutex. The state mutex is held across metadata I/O.
+//! - **Counters** ([`PoolStats`], debugfs `dm_thin_rs/<pool>/stats`): why
+//!   `map` deferred bios, and what trims discarded.
+//!
+//! Locking: the table's mutex, then a pool's trim mutex (held by a trim
+//! batch, and briefly by presuspend to wait for one: see `trim.rs`), then
+//! its state mutex, then the bound target's table-event mutex. The state
+//! mutex is held across metadata I/O and a commit's data-device flush, never
+//! across the I/O of data blocks (copies, zeroing, discards, bios). The
+//! prison's spinlock and the bio lists' spinlocks are leaves: nothing is
+//! taken under them.
 
 use crate::dm::{dmerr, dmerr_metadata, dminfo, dmwarn};
 use super::io_epochs::IoEpochs;
