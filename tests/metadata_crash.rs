@@ -342,6 +342,17 @@ fn commit_failing_after_details_marks_open_thins_aborted() {
     }
 }
 
+/// A new pool of `nr_data` data blocks with an empty thin 1, on a RAM disk
+/// that loses what was not flushed when it crashes.
+fn pool_with_thin_1(nr_data: u64) -> PoolMetadata<RamDisk> {
+    let mut dev = RamDisk::new(META_BLOCKS);
+    dev.set_lose_unflushed(true);
+    let mut pmd = PoolMetadata::open(dev, 128, true).unwrap();
+    pmd.resize_data_dev(nr_data).unwrap();
+    pmd.create_thin(1).unwrap();
+    pmd
+}
+
 /// Opens the crashed copy of `pmd`'s device: what a reboot would find.
 fn crash_and_reopen(pmd: PoolMetadata<RamDisk>) -> PoolMetadata<RamDisk> {
     let mut dev = pmd.into_device().unwrap();
@@ -354,11 +365,7 @@ fn references_in_flight_stay_out_of_commits() {
     // A new block whose write is in flight when a commit runs (the
     // periodic one, another thin's flush) is not counted on disk: a crash
     // before its mapping is inserted leaks nothing.
-    let mut dev = RamDisk::new(META_BLOCKS);
-    dev.set_lose_unflushed(true);
-    let mut pmd = PoolMetadata::open(dev, 128, true).unwrap();
-    pmd.resize_data_dev(NR_DATA).unwrap();
-    pmd.create_thin(1).unwrap();
+    let mut pmd = pool_with_thin_1(NR_DATA);
     pmd.commit().unwrap();
     let b = pmd.alloc_in_flight().unwrap().unwrap();
     assert_eq!(pmd.in_flight_blocks(), 1);
@@ -403,11 +410,7 @@ fn references_in_flight_stay_out_of_commits() {
 fn passdown_references_stay_out_of_commits() {
     // A discarded block keeps an extra reference while its discard is
     // passed down; a commit meanwhile writes it free and unmapped.
-    let mut dev = RamDisk::new(META_BLOCKS);
-    dev.set_lose_unflushed(true);
-    let mut pmd = PoolMetadata::open(dev, 128, true).unwrap();
-    pmd.resize_data_dev(NR_DATA).unwrap();
-    pmd.create_thin(1).unwrap();
+    let mut pmd = pool_with_thin_1(NR_DATA);
     let mut blocks = Vec::new();
     for v in 0..4 {
         let b = pmd.alloc_in_flight().unwrap().unwrap();
@@ -456,9 +459,7 @@ fn a_failed_commit_keeps_references_in_flight_in_core() {
     // A commit that fails after taking the in-flight references out puts
     // them back, so no block in use looks free (reserve_metadata_snap's
     // commit, for one, is not followed by an abort).
-    let mut pmd = PoolMetadata::open(RamDisk::new(META_BLOCKS), 128, true).unwrap();
-    pmd.resize_data_dev(NR_DATA).unwrap();
-    pmd.create_thin(1).unwrap();
+    let mut pmd = pool_with_thin_1(NR_DATA);
     pmd.commit().unwrap();
     let b = pmd.alloc_in_flight().unwrap().unwrap();
     pmd.device_mut().unwrap().set_fail_pre_commit(true);
@@ -469,11 +470,7 @@ fn a_failed_commit_keeps_references_in_flight_in_core() {
     // Cut the commit at each of its writes: the block is counted 1 in
     // core after every failure.
     for n in 0..40 {
-        let mut dev = RamDisk::new(META_BLOCKS);
-        dev.set_lose_unflushed(true);
-        let mut pmd = PoolMetadata::open(dev, 128, true).unwrap();
-        pmd.resize_data_dev(NR_DATA).unwrap();
-        pmd.create_thin(1).unwrap();
+        let mut pmd = pool_with_thin_1(NR_DATA);
         pmd.commit().unwrap();
         let b = pmd.alloc_in_flight().unwrap().unwrap();
         for v in 0..50 {
@@ -498,9 +495,7 @@ fn a_failed_commit_keeps_references_in_flight_in_core() {
 
 #[test]
 fn trim_takes_only_blocks_free_now_and_at_the_last_commit() {
-    let mut pmd = PoolMetadata::open(RamDisk::new(META_BLOCKS), 128, true).unwrap();
-    pmd.resize_data_dev(64).unwrap();
-    pmd.create_thin(1).unwrap();
+    let mut pmd = pool_with_thin_1(64);
     // Blocks 0..8 mapped and committed.
     for v in 0..8 {
         let b = pmd.alloc_in_flight().unwrap().unwrap();
