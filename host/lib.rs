@@ -25,6 +25,8 @@ pub mod file_device;
 pub mod hostile;
 pub mod log_writes;
 pub mod oracle;
+pub mod rng;
 pub mod thin_model;
+pub mod thin_ops;
 pub mod thin_script;
 pub mod thin_xml;

@@ -4,7 +4,9 @@
 
 use dm_thin_host::metadata::PoolMetadata;
 use dm_thin_host::ramdisk::RamDisk;
-use dm_thin_host::thin_model::{check_against, random_op, Model, OpMix, Outcome, Rng};
+use dm_thin_host::rng::Rng;
+use dm_thin_host::thin_model::{check_against, Model, Outcome};
+use dm_thin_host::thin_ops::{random_op, OpMix};
 use dm_thin_host::thin_script::execute;
 
 const NR_DATA_BLOCKS: u64 = 30_000;

@@ -38,6 +38,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::process::exit;
 
+use dm_thin_host::rng::Rng;
 use dm_thin_host::log_writes::{
     chunk_hash, Entry, FileSink, Log, LogError, Sink, FLUSH, FUA, MARK, O_DIRECT,
 };
@@ -263,23 +264,6 @@ enum Choice {
     Every(u64),
 }
 
-/// SplitMix64: a small seeded generator, the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// A value in lo..=hi.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
 fn points(
     meta: &[Entry],
     data: &[Entry],
@@ -302,7 +286,7 @@ fn points(
             "the logs' marks differ: metadata {mn:?}, data {dn:?}"
         ));
     }
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Metadata entry counts strictly between marks i and i+1: m_i+2 ..= m_{i+1}.
     let span = |i: usize| (mm[i].0 + 2, mm[i + 1].0);
     let mut chosen: Vec<Vec<u64>> = vec![Vec::new(); mm.len().saturating_sub(1)];

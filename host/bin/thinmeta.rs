@@ -23,6 +23,7 @@ use std::time::Instant;
 use dm_thin_host::file_device::FileDevice;
 use dm_thin_host::metadata::{Error, PoolMetadata};
 use dm_thin_host::ramdisk::RamDisk;
+use dm_thin_host::rng::Rng;
 use dm_thin_host::thin_script::{execute, parse_line};
 use dm_thin_host::thin_xml::{XmlDevice, XmlSuperblock, XmlWriter};
 
@@ -209,20 +210,6 @@ fn dump_to<W: Write>(
     w.end_superblock().map_err(|e| e.to_string())
 }
 
-/// A small xorshift generator (no dependency for the tool).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 fn rate(label: &str, n: u64, t: Instant) {
     let s = t.elapsed().as_secs_f64();
     println!(
@@ -241,12 +228,8 @@ fn bench(_args: &[String]) {
     pmd.commit().unwrap();
 
     // Random virtual blocks, each mapped to its own data block.
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut vblocks: Vec<u64> = (0..N).map(|i| i * 3).collect();
-    for i in (1..vblocks.len()).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
-        vblocks.swap(i, j);
-    }
+    Rng::new(0x9e37_79b9_7f4a_7c15).shuffle(&mut vblocks);
     let t = Instant::now();
     for &v in &vblocks {
         let b = pmd.alloc_data_block().unwrap().unwrap();
