@@ -26,6 +26,8 @@ pub mod hostile;
 pub mod log_writes;
 pub mod oracle;
 pub mod rng;
+pub mod thin_check;
+pub mod thin_ls;
 pub mod thin_model;
 pub mod thin_ops;
 pub mod thin_script;
