@@ -30,5 +30,6 @@ pub mod thin_check;
 pub mod thin_ls;
 pub mod thin_model;
 pub mod thin_ops;
+pub mod thin_restore;
 pub mod thin_script;
 pub mod thin_xml;

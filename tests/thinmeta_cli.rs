@@ -1,5 +1,5 @@
-//! `thinmeta check`, `ls` and `dump` against Debian's `thin_check`,
-//! `thin_ls` and `thin_dump` on the same
+//! `thinmeta check`, `ls`, `restore` and `dump` against Debian's
+//! `thin_check`, `thin_ls`, `thin_restore` and `thin_dump` on the same
 //! images, and the command-line forms scripts rely on.
 //!
 //! Images come from seeded random operations (snapshots, deletes, sharing,
@@ -13,13 +13,14 @@ use dm_thin_host::file_device::FileDevice;
 use dm_thin_host::hostile::corpus;
 use dm_thin_host::metadata::PoolMetadata;
 use dm_thin_host::oracle::{
-    scratch, thin_check_09, thin_check_11, thin_dump, thin_ls, thin_restore,
+    assert_checks, scratch, thin_check_09, thin_check_11, thin_dump, thin_ls, thin_restore,
     zero_image,
 };
 use dm_thin_host::rng::Rng;
 use dm_thin_host::thin_model::{Model, Outcome};
 use dm_thin_host::thin_ops::{random_op, OpMix};
 use dm_thin_host::thin_script::execute;
+use dm_thin_host::thin_xml::parse;
 
 const THINMETA: &str = env!("CARGO_BIN_EXE_thinmeta");
 
@@ -178,6 +179,69 @@ fn ls_prints_what_thin_ls_prints() {
     }
     assert!(shared > 0, "no device shares a block: the comparison says little");
     assert_eq!(thinmeta(&["ls", "x.img", "-o", "DEV,BOGUS"]).code, 2);
+}
+
+#[test]
+fn restore_makes_what_thin_restore_makes() {
+    let dir = scratch("cli-restore");
+    let mut sources = images(&dir);
+    sources.push(model_image(&dir, 13, 12_000));
+    let mut inherited = 0;
+    for (i, img) in sources.iter().enumerate() {
+        let xml_text = thin_dump(img);
+        // Mappings older than their device: restored through snapshots.
+        for d in parse(&xml_text).unwrap().devices {
+            inherited += d.mappings.iter().filter(|m| u64::from(m.2) < d.creation_time).count();
+        }
+        let xml = dir.join(format!("{i}.xml"));
+        std::fs::write(&xml, &xml_text).unwrap();
+        let (theirs, ours) = (dir.join(format!("{i}-tr.img")), dir.join(format!("{i}-tm.img")));
+        zero_image(&theirs, 4096);
+        zero_image(&ours, 4096);
+        thin_restore(&xml, &theirs);
+        let r = thinmeta(&["restore", "-i", s(&xml), "-o", s(&ours)]);
+        assert_eq!(r.code, 0, "{}: {}", img.display(), r.stderr);
+        assert_checks(&ours);
+        let (a, b) = (thin_dump(&theirs), thin_dump(&ours));
+        assert!(a == b, "{}: thin_dump differs after restore", img.display());
+        assert_eq!(b, xml_text);
+        // Restoring over an existing pool starts afresh.
+        let again = thinmeta(&["restore", "-i", s(&xml), "-o", s(&ours)]);
+        assert_eq!(again.code, 0, "{}", again.stderr);
+        assert_eq!(thin_dump(&ours), xml_text);
+    }
+    assert!(inherited > 100, "only {inherited} inherited mappings: snapshots barely tested");
+}
+
+#[test]
+fn restore_refuses_what_no_operations_make() {
+    let dir = scratch("cli-restore-refuse");
+    let img = dir.join("r.img");
+    zero_image(&img, 1024);
+    let cases = [
+        // A snapshot time before the creation time.
+        CHAIN.replace(r#"creation_time="2" snap_time="2""#, r#"creation_time="2" snap_time="1""#),
+        // Two devices snapshotted at one time.
+        CHAIN.replace(r#"creation_time="2" snap_time="2""#, r#"creation_time="2" snap_time="3""#),
+        // A mapping count that is not the device's.
+        CHAIN.replace(r#"mapped_blocks="1""#, r#"mapped_blocks="2""#),
+        // A mapping newer than the pool.
+        CHAIN.replace(r#"time="4" transaction"#, r#"time="3" transaction"#),
+        // Device 2 overwrote block 1 before device 3 inherited it.
+        CHAIN.replace(
+            r#"<range_mapping origin_begin="1" data_begin="11" length="2" time="0"/>"#,
+            r#"<single_mapping origin_block="1" data_block="60" time="2"/>
+    <single_mapping origin_block="2" data_block="12" time="0"/>"#,
+        ),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        assert_ne!(text, CHAIN, "case {i} changed nothing");
+        let xml = dir.join(format!("{i}.xml"));
+        std::fs::write(&xml, text).unwrap();
+        let r = thinmeta(&["restore", "-i", s(&xml), "-o", s(&img)]);
+        assert_eq!(r.code, 1, "case {i} restored");
+        assert!(r.stderr.contains("not reachable"), "case {i}: {}", r.stderr);
+    }
 }
 
 #[test]

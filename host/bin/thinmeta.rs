@@ -6,15 +6,17 @@
 //! thinmeta format IMAGE --data-blocks N --data-block-size SECTORS
 //! thinmeta apply IMAGE [SCRIPT]          (script from stdin if absent or -)
 //! thinmeta dump IMAGE [-o OUT] [-f xml]  (thin_dump 0.9.0 XML)
+//! thinmeta restore -i XML -o IMAGE       (as thin_restore, through the engine)
 //! thinmeta check IMAGE [-q]              (thin_check's stages and report)
 //! thinmeta ls IMAGE [-o FIELDS] [--no-headers]   (thin_ls's table)
 //! thinmeta bench
 //! thinmeta hostile-corpus DIR [--seed S] [--count N]
 //! ```
 //!
-//! `dump`, `check` and `ls` take the arguments of `thin_dump`,
-//! `thin_check` and `thin_ls` for what they share, and print what those
-//! print (see `dm_thin_host::thin_check`, `thin_ls`). `apply` runs one operation per line (see
+//! `dump`, `restore`, `check` and `ls` take the arguments of `thin_dump`,
+//! `thin_restore`, `thin_check` and `thin_ls` for what they share, and
+//! print what those print (see `dm_thin_host::thin_check`, `thin_ls`,
+//! `thin_restore`). `apply` runs one operation per line (see
 //! `thin_script`); a script that runs to its end is committed, as closing
 //! the pool commits. A bad line or a failing operation stops it with the
 //! line number and a non-zero exit, keeping only what earlier `commit`
@@ -74,6 +76,15 @@ enum Cmd {
         /// Output format: only thin_dump's `xml`.
         #[arg(short = 'f', long = "format", default_value = "xml", value_parser = ["xml"])]
         format: String,
+    },
+    /// Builds a pool from thin_dump XML through the engine's operations.
+    Restore {
+        /// thin_dump XML.
+        #[arg(short = 'i', long = "input")]
+        input: PathBuf,
+        /// The metadata image to write (an existing file, as for thin_restore).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
     },
     /// Validates the pool's metadata; non-zero exit on any error.
     Check {
@@ -220,6 +231,20 @@ fn dump(image: &Path, output: Option<&Path>) {
     }
     let mut out = w.into_inner();
     out.flush().unwrap_or_else(|e| die(e));
+}
+
+fn restore(input: &Path, output: &Path) {
+    let text = std::fs::read_to_string(input)
+        .unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
+    let xml = dm_thin_host::thin_xml::parse(&text)
+        .unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
+    let dbs = data_block_size(&xml.superblock.data_block_size.to_string())
+        .unwrap_or_else(|e| die(format!("{}: data_block_size {e}", input.display())));
+    let mut pmd = format_image(output, dbs);
+    dm_thin_host::thin_restore::restore(&mut pmd, &xml)
+        .unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
+    pmd.close()
+        .unwrap_or_else(|e| die(format!("final commit: {e:?}")));
 }
 
 fn check(image: &Path, quiet: bool) {
@@ -421,6 +446,7 @@ fn main() {
         } => format(&image, data_blocks, data_block_size),
         Cmd::Apply { image, script } => apply(&image, script.as_deref()),
         Cmd::Dump { image, output, .. } => dump(&image, output.as_deref()),
+        Cmd::Restore { input, output } => restore(&input, &output),
         Cmd::Check { image, quiet } => check(&image, quiet),
         Cmd::Ls {
             image,
