@@ -145,6 +145,9 @@ fn property(name: &str, cases: u32, max_len: usize, mix: OpMix) {
     let config = Config {
         cases,
         failure_persistence: None,
+        // Shrinking deletes one operation at a time: allow one iteration
+        // per operation and then some, within ten minutes.
+        max_shrink_iters: 200_000,
         max_shrink_time: 600_000,
         ..Config::default()
     };
