@@ -57,12 +57,20 @@ pub const FIELDS: [(&str, Field); 16] = [
 ];
 
 /// `thin_ls`'s fields when `-o` is not given.
-pub const DEFAULT_FIELDS: [Field; 4] = [Field::Dev, Field::Mapped, Field::CreateTime, Field::SnapTime];
+pub const DEFAULT_FIELDS: [Field; 4] = [
+    Field::Dev,
+    Field::Mapped,
+    Field::CreateTime,
+    Field::SnapTime,
+];
 
 impl Field {
     /// The column header (the field's name).
     pub fn name(self) -> &'static str {
-        FIELDS.iter().find(|(_, f)| *f == self).map_or("", |(n, _)| n)
+        FIELDS
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map_or("", |(n, _)| n)
     }
 }
 

@@ -149,7 +149,10 @@ mod tests {
             ..OpMix::default()
         };
         assert_eq!(OpChoice::default().resolve(&m, &none), Op::Provision(0, 0));
-        assert_eq!(OpChoice::default().resolve(&m, &OpMix::default()), Op::Commit);
+        assert_eq!(
+            OpChoice::default().resolve(&m, &OpMix::default()),
+            Op::Commit
+        );
         let top = OpChoice {
             kind: 999,
             x: 5,

@@ -142,7 +142,9 @@ fn plan_with(dump: &XmlDump, forced: &[ThinId]) -> Result<Plan, NoPlan> {
         }
         let latest = d.mappings.iter().map(|m| u64::from(m.2)).max().unwrap_or(0);
         if d.snap_time > time || latest > time {
-            return Err(unreachable(format!("device {id}: a time beyond the pool's {time}")).into());
+            return Err(
+                unreachable(format!("device {id}: a time beyond the pool's {time}")).into(),
+            );
         }
         if d.snap_time > d.creation_time {
             if let Some(other) = origin_at.insert(d.snap_time, id) {
@@ -237,11 +239,13 @@ pub fn restore<D: BlockDevice>(pmd: &mut PoolMetadata<D>, dump: &XmlDump) -> Res
         return Err("the pool was formatted with another data block size".into());
     }
     let p = plan(dump)?;
-    pmd.resize_data_dev(sb.nr_data_blocks).map_err(e("resize"))?;
+    pmd.resize_data_dev(sb.nr_data_blocks)
+        .map_err(e("resize"))?;
     let details: HashMap<ThinId, &XmlDevice> = dump.devices.iter().map(|d| (d.dev_id, d)).collect();
     let set_trans = |pmd: &mut PoolMetadata<D>, to: u64| {
         let cur = pmd.transaction_id().map_err(e("transaction id"))?;
-        pmd.set_transaction_id(cur, to).map_err(e("set_transaction_id"))
+        pmd.set_transaction_id(cur, to)
+            .map_err(e("set_transaction_id"))
     };
     let bump_scratch = p.next_scratch;
     let bump_snap = p.next_scratch + 1;
@@ -259,7 +263,7 @@ pub fn restore<D: BlockDevice>(pmd: &mut PoolMetadata<D>, dump: &XmlDump) -> Res
             execute(pmd, &Op::Insert(d, v, b))
                 .map_err(|err| format!("insert {d} {v} {b} at time {t}: {err:?}"))?;
             inserted += 1;
-            if inserted % COMMIT_EVERY == 0 {
+            if inserted.is_multiple_of(COMMIT_EVERY) {
                 pmd.commit().map_err(e("commit"))?;
             }
         }
@@ -277,10 +281,12 @@ pub fn restore<D: BlockDevice>(pmd: &mut PoolMetadata<D>, dump: &XmlDump) -> Res
         pmd.create_snap(snap.id(), origin.id())
             .map_err(|err| format!("create_snap {} {}: {err:?}", snap.id(), origin.id()))?;
         if let Role::Scratch(s) = snap {
-            pmd.delete_thin_device(s).map_err(e("delete a scratch snapshot"))?;
+            pmd.delete_thin_device(s)
+                .map_err(e("delete a scratch snapshot"))?;
         }
         if let (Role::Scratch(o), Role::Real(_)) = (origin, snap) {
-            pmd.delete_thin_device(o).map_err(e("delete a scratch origin"))?;
+            pmd.delete_thin_device(o)
+                .map_err(e("delete a scratch origin"))?;
         }
     }
     pmd.delete_thin_device(bump_scratch)
@@ -339,7 +345,12 @@ fn verify<D: BlockDevice>(pmd: &mut PoolMetadata<D>, dump: &XmlDump) -> Result<(
             u64::from(got.creation_time),
             u64::from(got.snapshotted_time),
         );
-        let wanted = (want.mapped_blocks, want.transaction, want.creation_time, want.snap_time);
+        let wanted = (
+            want.mapped_blocks,
+            want.transaction,
+            want.creation_time,
+            want.snap_time,
+        );
         if fields != wanted {
             return Err(unreachable(format!(
                 "device {id} came out as (mapped_blocks, transaction, creation_time, snap_time) {fields:?}, not {wanted:?}"

@@ -97,7 +97,8 @@ impl<W: std::io::Write> XmlWriter<W> {
     }
 
     pub fn end_superblock(&mut self) -> std::io::Result<()> {
-        self.xml.write_event(Event::End(BytesEnd::new("superblock")))?;
+        self.xml
+            .write_event(Event::End(BytesEnd::new("superblock")))?;
         self.xml.get_mut().write_all(b"\n")
     }
 
@@ -287,9 +288,7 @@ pub fn parse(text: &str) -> Result<XmlDump, String> {
                 }
                 dev.mappings.extend((0..n).map(|k| (o + k, b + k, t)));
             }
-            other => {
-                return Err(ctx(format!("unexpected element <{other}>")))
-            }
+            other => return Err(ctx(format!("unexpected element <{other}>"))),
         }
     }
     if cur.is_some() {
@@ -369,7 +368,9 @@ mod tests {
         let bad = s.replace("dev_id=\"0\"", "dev_id=\"x\"");
         assert!(parse(&bad).unwrap_err().contains("bad attribute dev_id"));
         let unknown = s.replace("</device>", "<def name=\"1\"/></device>");
-        assert!(parse(&unknown).unwrap_err().contains("unexpected element <def>"));
+        assert!(parse(&unknown)
+            .unwrap_err()
+            .contains("unexpected element <def>"));
         assert!(parse(&s.replace("  </device>\n", "")).is_err());
     }
 }

@@ -50,7 +50,13 @@ fn op_choice() -> impl Strategy<Value = OpChoice> {
 fn check_details<D: BlockDevice>(pmd: &mut PoolMetadata<D>, s: &ModelState) -> Result<(), String> {
     let mut real = Vec::new();
     pmd.walk_devices(|id, d| {
-        real.push((id, d.mapped_blocks, d.transaction_id, d.creation_time, d.snapshotted_time));
+        real.push((
+            id,
+            d.mapped_blocks,
+            d.transaction_id,
+            d.creation_time,
+            d.snapshotted_time,
+        ));
         Ok(())
     })
     .map_err(|e| format!("walk_devices: {e:?}"))?;
@@ -59,7 +65,13 @@ fn check_details<D: BlockDevice>(pmd: &mut PoolMetadata<D>, s: &ModelState) -> R
         .iter()
         .map(|(id, d)| {
             let n = d.mappings.len() as u64;
-            (*id, n, d.transaction_id, d.creation_time, d.snapshotted_time)
+            (
+                *id,
+                n,
+                d.transaction_id,
+                d.creation_time,
+                d.snapshotted_time,
+            )
         })
         .collect();
     if real != model {
@@ -108,9 +120,11 @@ fn run(choices: &[OpChoice], mix: &OpMix, counts: &mut [u64; 2]) -> Result<(), S
         }
         if i % REOPEN_EVERY == REOPEN_EVERY - 1 {
             // Commit, close and reopen from the device.
-            pmd.commit().map_err(|e| fail(&script, format!("commit: {e:?}")))?;
+            pmd.commit()
+                .map_err(|e| fail(&script, format!("commit: {e:?}")))?;
             model.committed = model.cur.clone();
-            pmd.close().map_err(|e| fail(&script, format!("close: {e:?}")))?;
+            pmd.close()
+                .map_err(|e| fail(&script, format!("close: {e:?}")))?;
             let dev = pmd.into_device().unwrap();
             pmd = PoolMetadata::open(dev, 128, false)
                 .map_err(|e| fail(&script, format!("reopen: {e:?}")))?;
@@ -151,15 +165,20 @@ fn property(name: &str, cases: u32, max_len: usize, mix: OpMix) {
         max_shrink_time: 600_000,
         ..Config::default()
     };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes));
+    let mut runner = TestRunner::new_with_rng(
+        config,
+        TestRng::from_seed(RngAlgorithm::ChaCha, &seed_bytes),
+    );
     let counts = std::cell::Cell::new([0u64; 2]);
-    let r = runner.run(&prop::collection::vec(op_choice(), 1..=max_len), |choices| {
-        let mut c = counts.get();
-        let r = run(&choices, &mix, &mut c);
-        counts.set(c);
-        r.map_err(TestCaseError::fail)
-    });
+    let r = runner.run(
+        &prop::collection::vec(op_choice(), 1..=max_len),
+        |choices| {
+            let mut c = counts.get();
+            let r = run(&choices, &mix, &mut c);
+            counts.set(c);
+            r.map_err(TestCaseError::fail)
+        },
+    );
     let [ok, err] = counts.get();
     eprintln!("{name}: {cases} cases, seed {seed} (DMRS_MODEL_SEED), ok/err {ok}/{err}");
     if let Err(e) = r {

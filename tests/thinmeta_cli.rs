@@ -31,7 +31,10 @@ struct Out {
 }
 
 fn thinmeta(args: &[&str]) -> Out {
-    let o = Command::new(THINMETA).args(args).output().expect("run thinmeta");
+    let o = Command::new(THINMETA)
+        .args(args)
+        .output()
+        .expect("run thinmeta");
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -117,7 +120,10 @@ fn check_reports_as_thin_check_on_clean_images() {
         assert_eq!(ours.stderr, old.stderr, "{}", img.display());
         assert_eq!(ours.stdout, new.stdout, "{}", img.display());
         let quiet = thinmeta(&["check", "-q", s(&img)]);
-        assert_eq!((quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()), (0, "", ""));
+        assert_eq!(
+            (quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()),
+            (0, "", "")
+        );
     }
 }
 
@@ -133,9 +139,17 @@ fn check_verdicts_on_hostile_images_follow_thin_check_11() {
         let path = dir.join(format!("{}.img", img.name));
         std::fs::write(&path, &img.bytes).unwrap();
         let ours = thinmeta(&["check", s(&path)]);
-        assert!(ours.code == 0 || ours.code == 1, "{}: {}", img.name, ours.stderr);
+        assert!(
+            ours.code == 0 || ours.code == 1,
+            "{}: {}",
+            img.name,
+            ours.stderr
+        );
         let theirs = thin_check_11(&path);
-        let why = format!("{}: ours {} / 1.1.0 {}{}", img.name, ours.stderr, theirs.stdout, theirs.stderr);
+        let why = format!(
+            "{}: ours {} / 1.1.0 {}{}",
+            img.name, ours.stderr, theirs.stdout, theirs.stderr
+        );
         match (ours.code == 0, theirs.ok) {
             (true, false) => {
                 let t = format!("{}{}", theirs.stdout, theirs.stderr);
@@ -177,7 +191,10 @@ fn ls_prints_what_thin_ls_prints() {
         let blocks = thin_ls(&img, &["--no-headers", "-o", "SHARED_BLOCKS"]).stdout;
         shared += blocks.split_whitespace().filter(|n| *n != "0").count();
     }
-    assert!(shared > 0, "no device shares a block: the comparison says little");
+    assert!(
+        shared > 0,
+        "no device shares a block: the comparison says little"
+    );
     assert_eq!(thinmeta(&["ls", "x.img", "-o", "DEV,BOGUS"]).code, 2);
 }
 
@@ -191,11 +208,18 @@ fn restore_makes_what_thin_restore_makes() {
         let xml_text = thin_dump(img);
         // Mappings older than their device: restored through snapshots.
         for d in parse(&xml_text).unwrap().devices {
-            inherited += d.mappings.iter().filter(|m| u64::from(m.2) < d.creation_time).count();
+            inherited += d
+                .mappings
+                .iter()
+                .filter(|m| u64::from(m.2) < d.creation_time)
+                .count();
         }
         let xml = dir.join(format!("{i}.xml"));
         std::fs::write(&xml, &xml_text).unwrap();
-        let (theirs, ours) = (dir.join(format!("{i}-tr.img")), dir.join(format!("{i}-tm.img")));
+        let (theirs, ours) = (
+            dir.join(format!("{i}-tr.img")),
+            dir.join(format!("{i}-tm.img")),
+        );
         zero_image(&theirs, 4096);
         zero_image(&ours, 4096);
         thin_restore(&xml, &theirs);
@@ -210,7 +234,10 @@ fn restore_makes_what_thin_restore_makes() {
         assert_eq!(again.code, 0, "{}", again.stderr);
         assert_eq!(thin_dump(&ours), xml_text);
     }
-    assert!(inherited > 100, "only {inherited} inherited mappings: snapshots barely tested");
+    assert!(
+        inherited > 100,
+        "only {inherited} inherited mappings: snapshots barely tested"
+    );
 }
 
 #[test]
@@ -220,9 +247,15 @@ fn restore_refuses_what_no_operations_make() {
     zero_image(&img, 1024);
     let cases = [
         // A snapshot time before the creation time.
-        CHAIN.replace(r#"creation_time="2" snap_time="2""#, r#"creation_time="2" snap_time="1""#),
+        CHAIN.replace(
+            r#"creation_time="2" snap_time="2""#,
+            r#"creation_time="2" snap_time="1""#,
+        ),
         // Two devices snapshotted at one time.
-        CHAIN.replace(r#"creation_time="2" snap_time="2""#, r#"creation_time="2" snap_time="3""#),
+        CHAIN.replace(
+            r#"creation_time="2" snap_time="2""#,
+            r#"creation_time="2" snap_time="3""#,
+        ),
         // A mapping count that is not the device's.
         CHAIN.replace(r#"mapped_blocks="1""#, r#"mapped_blocks="2""#),
         // A mapping newer than the pool.
@@ -264,16 +297,29 @@ fn command_line_forms_scripts_use() {
     }
     let manifest = std::fs::read_to_string(c1.join("MANIFEST")).unwrap();
     assert_eq!(manifest.lines().count(), 6);
-    assert_eq!(manifest, std::fs::read_to_string(c2.join("MANIFEST")).unwrap());
+    assert_eq!(
+        manifest,
+        std::fs::read_to_string(c2.join("MANIFEST")).unwrap()
+    );
     for line in manifest.lines() {
         let name = line.split(' ').next().unwrap();
         let f = format!("{name}.img");
-        assert_eq!(std::fs::read(c1.join(&f)).unwrap(), std::fs::read(c2.join(&f)).unwrap());
+        assert_eq!(
+            std::fs::read(c1.join(&f)).unwrap(),
+            std::fs::read(c2.join(&f)).unwrap()
+        );
     }
     // Bad arguments exit with 2, as the hand-written parser did.
     for bad in [
         vec!["format", s(&img), "--data-blocks", "10"],
-        vec!["format", s(&img), "--data-blocks", "10", "--data-block-size", "100"],
+        vec![
+            "format",
+            s(&img),
+            "--data-blocks",
+            "10",
+            "--data-block-size",
+            "100",
+        ],
         vec!["dump", s(&img), "--format", "human_readable"],
         vec!["frobnicate"],
         vec![],

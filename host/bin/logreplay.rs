@@ -44,10 +44,10 @@ use std::process::exit;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
-use dm_thin_host::rng::Rng;
 use dm_thin_host::log_writes::{
     chunk_hash, Entry, FileSink, Log, LogError, Sink, FLUSH, FUA, MARK, O_DIRECT,
 };
+use dm_thin_host::rng::Rng;
 
 fn die(msg: impl std::fmt::Display) -> ! {
     eprintln!("logreplay: {msg}");
@@ -63,7 +63,10 @@ fn open_log<'a>(path: &str, f: &'a File) -> Log<'a, File> {
 }
 
 #[derive(Parser)]
-#[command(name = "logreplay", about = "Reads dm-log-writes logs and replays them")]
+#[command(
+    name = "logreplay",
+    about = "Reads dm-log-writes logs and replays them"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -255,7 +258,7 @@ fn hash_device(path: &str, chunk: usize, out: &mut impl Write) -> std::io::Resul
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     const ALIGN: usize = 4096;
-    if chunk == 0 || chunk % ALIGN != 0 {
+    if chunk == 0 || !chunk.is_multiple_of(ALIGN) {
         return Err(std::io::Error::other(
             "the chunk must be a multiple of 4 KiB",
         ));

@@ -125,7 +125,7 @@ fn field_list(s: &str) -> Result<FieldList, String> {
 
 fn data_block_size(s: &str) -> Result<u32, String> {
     let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
-    if !(128..=2097152).contains(&n) || n % 128 != 0 {
+    if !(128..=2097152).contains(&n) || !n.is_multiple_of(128) {
         return Err("must be a multiple of 128 sectors (64 KiB) up to 1 GiB".into());
     }
     Ok(n)
@@ -137,7 +137,8 @@ fn die(msg: impl std::fmt::Display) -> ! {
 }
 
 fn open_image(path: &Path) -> PoolMetadata<FileDevice> {
-    let dev = FileDevice::open(path, true).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+    let dev =
+        FileDevice::open(path, true).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
     PoolMetadata::open_with_cache(dev, None, false, CACHE_BLOCKS)
         .unwrap_or_else(|e| die(format!("{}: cannot open metadata: {e:?}", path.display())))
 }
@@ -234,8 +235,8 @@ fn dump(image: &Path, output: Option<&Path>) {
 }
 
 fn restore(input: &Path, output: &Path) {
-    let text = std::fs::read_to_string(input)
-        .unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
+    let text =
+        std::fs::read_to_string(input).unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
     let xml = dm_thin_host::thin_xml::parse(&text)
         .unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
     let dbs = data_block_size(&xml.superblock.data_block_size.to_string())
@@ -424,7 +425,8 @@ fn hostile_corpus(dir: &Path, seed: u64, count: usize) {
     let images = corpus(seed, count);
     for img in &images {
         let path = dir.join(format!("{}.img", img.name));
-        std::fs::write(&path, &img.bytes).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+        std::fs::write(&path, &img.bytes)
+            .unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
         manifest.push_str(&format!(
             "{} {} {} {}\n",
             img.name,
@@ -434,7 +436,11 @@ fn hostile_corpus(dir: &Path, seed: u64, count: usize) {
         ));
     }
     std::fs::write(dir.join("MANIFEST"), manifest).unwrap_or_else(|e| die(e));
-    eprintln!("thinmeta: {} hostile images (seed {seed}) in {}", images.len(), dir.display());
+    eprintln!(
+        "thinmeta: {} hostile images (seed {seed}) in {}",
+        images.len(),
+        dir.display()
+    );
 }
 
 fn main() {
