@@ -24,7 +24,7 @@ use crate::pdata::endian::{rd32, rd64, wr32, wr64};
 use crate::pdata::error::Result as PdResult;
 use crate::pdata::space_map::bitmap_set;
 use crate::ramdisk::RamDisk;
-use crate::thin_model::Rng;
+use crate::rng::Rng;
 
 /// Metadata device size of the base images, in 4 KiB blocks.
 pub const META_BLOCKS: u64 = 256;

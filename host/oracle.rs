@@ -13,6 +13,8 @@ pub const THIN_CHECK_09: &str = "/usr/sbin/thin_check";
 pub const THIN_DUMP_09: &str = "/usr/sbin/thin_dump";
 /// `thin_restore` 0.9.0.
 pub const THIN_RESTORE_09: &str = "/usr/sbin/thin_restore";
+/// `thin_ls` 0.9.0.
+pub const THIN_LS_09: &str = "/usr/sbin/thin_ls";
 
 /// Path of the 1.1.0 `pdata_tools` multi-call binary.
 pub fn pdata_tools_11() -> PathBuf {
@@ -118,6 +120,14 @@ pub fn thin_restore(xml: &Path, image: &Path) {
     c.arg("-i").arg(xml).arg("-o").arg(image);
     let r = run(c);
     assert!(r.ok, "thin_restore failed: {}{}", r.stdout, r.stderr);
+}
+
+/// `thin_ls` 0.9.0 with `args` on `image`; the result of the run.
+pub fn thin_ls(image: &Path, args: &[&str]) -> Run {
+    require(Path::new(THIN_LS_09));
+    let mut c = Command::new(THIN_LS_09);
+    c.args(args).arg(image);
+    run(c)
 }
 
 /// A scratch directory under the cargo target dir, unique per test name.

@@ -4,6 +4,7 @@
 //! and the completion that drains it asks for the worker.
 
 use dm_thin_host::io_epochs::{IoEpochs, SLOTS};
+use dm_thin_host::rng::Rng;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
@@ -69,10 +70,9 @@ fn concurrent_bios_and_barriers() {
     for t in 0..2 {
         let (io, live, gen, stop) = (io.clone(), live.clone(), gen.clone(), stop.clone());
         threads.push(std::thread::spawn(move || {
-            let mut seed = 12345u64 + t as u64;
+            let mut rng = Rng::new(12345 + t as u64);
             while !stop.load(SeqCst) {
-                let i = t * BIOS + (seed >> 33) as usize % BIOS;
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let i = t * BIOS + rng.below(BIOS as u64) as usize;
                 let (e, _) = io.enter();
                 live[i].store(true, SeqCst);
                 std::hint::spin_loop();

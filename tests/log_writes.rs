@@ -339,5 +339,37 @@ fn logreplay_cli_points_and_replay() {
             assert!(nbetween > 0 && nbetween <= 7);
         }
     }
+
+    // The forms tests/vm/scenarios/67-crash-replay.sh uses.
+    let t = target.to_str().unwrap();
+    let info = run(&["info", m]);
+    assert!(info.starts_with(&format!("sectorsize 512 entries {} ", mlog.entries.len())), "{info}");
+    let (from, to) = (log.find_mark("s2").unwrap() + 1, log.find_mark("s4").unwrap() + 1);
+    run(&["replay", m, t, "--from", &from.to_string(), "--to", &to.to_string()]);
+    let mut want = vec![0u8; 64 * 512];
+    log.replay(&mut want, 0, to, true).unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), want);
+    let hashes = run(&["hash", t, "--chunk-kib", "4"]);
+    let expect: String = want
+        .chunks(4096)
+        .enumerate()
+        .map(|(i, c)| format!("{i} {:016x}\n", chunk_hash(c)))
+        .collect();
+    assert_eq!(hashes, expect);
+    // Bad arguments exit with 2.
+    for bad in [
+        vec!["replay", m, t],
+        vec!["points", m, d, "--seed", "1", "--every", "1", "--between", "2"],
+        vec!["points", m, d, "--seed", "1", "--every", "0"],
+        vec!["hash", t],
+    ] {
+        let code = std::process::Command::new(env!("CARGO_BIN_EXE_logreplay"))
+            .args(&bad)
+            .output()
+            .unwrap()
+            .status
+            .code();
+        assert_eq!(code, Some(2), "{bad:?}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -14,7 +14,9 @@ use dm_thin_host::pdata::checksum::{
     INDEX_CSUM_XOR, SUPERBLOCK_CSUM_XOR,
 };
 use dm_thin_host::ramdisk::RamDisk;
-use dm_thin_host::thin_model::{check_against, random_op, Model, OpMix, Outcome, Rng};
+use dm_thin_host::rng::Rng;
+use dm_thin_host::thin_model::{check_against, Model, Outcome};
+use dm_thin_host::thin_ops::{random_op, OpMix};
 use dm_thin_host::thin_script::execute;
 
 const META_BLOCKS: u64 = 2048;

@@ -7,7 +7,9 @@ use std::path::Path;
 use dm_thin_host::metadata::PoolMetadata;
 use dm_thin_host::oracle::{assert_checks, scratch};
 use dm_thin_host::ramdisk::{CutMode, RamDisk};
-use dm_thin_host::thin_model::{check_against, random_op, Model, ModelState, OpMix, Outcome, Rng};
+use dm_thin_host::rng::Rng;
+use dm_thin_host::thin_model::{check_against, Model, ModelState, Outcome};
+use dm_thin_host::thin_ops::{random_op, OpMix};
 use dm_thin_host::thin_script::{execute, Op};
 
 const META_BLOCKS: u64 = 4096;

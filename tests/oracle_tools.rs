@@ -11,9 +11,9 @@ use dm_thin_host::metadata::PoolMetadata;
 use dm_thin_host::oracle::{
     assert_checks, scratch, thin_dump, thin_dump_with, thin_restore, zero_image,
 };
-use dm_thin_host::thin_model::{
-    check_against, dump_matches, random_op, state_from_dump, Model, OpMix, Outcome, Rng,
-};
+use dm_thin_host::rng::Rng;
+use dm_thin_host::thin_model::{check_against, dump_matches, state_from_dump, Model, Outcome};
+use dm_thin_host::thin_ops::{random_op, OpMix};
 use dm_thin_host::thin_script::execute;
 use dm_thin_host::thin_xml::{parse, render, XmlDevice, XmlDump, XmlSuperblock};
 

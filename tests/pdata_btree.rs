@@ -55,7 +55,7 @@ fn run_single(seed: u64, nr_ops: usize, key_space: u64) {
         let insert_pct = if phase == 0 { 65 } else { 35 };
         if r < insert_pct {
             let k = rng.below(key_space);
-            let v = rng.next();
+            let v = rng.next_u64();
             let (nr, inserted) = tree
                 .insert_notify(&mut p.tm, &mut (), root, &[k], &v)
                 .unwrap();
@@ -178,7 +178,7 @@ fn run_multi(seed: u64, nr_ops: usize) {
         let blk = rng.below(3000);
         match rng.below(100) {
             0..=54 => {
-                let v = rng.next();
+                let v = rng.next_u64();
                 p.roots[0] = tree
                     .insert(&mut p.tm, &mut (), root, &[dev, blk], &v)
                     .unwrap();
@@ -277,7 +277,7 @@ fn three_levels_random() {
         let keys = [k.0, k.1, k.2];
         match rng.below(100) {
             0..=54 => {
-                let v = rng.next();
+                let v = rng.next_u64();
                 p.roots[0] = tree.insert(&mut p.tm, &mut (), root, &keys, &v).unwrap();
                 model.insert(k, v);
             }

@@ -155,7 +155,7 @@ fn random_damage_never_panics() {
                 1 => {
                     // Header field damage with a valid checksum.
                     let off = [4usize, 16, 20, 24, 32, 40, 48][rng.below(7) as usize];
-                    let v = rng.next() as u32 % [4u32, 1000, 300, 17][rng.below(4) as usize];
+                    let v = rng.next_u64() as u32 % [4u32, 1000, 300, 17][rng.below(4) as usize];
                     le32(blk, off, v);
                     stamp_checksum(blk, BTREE_CSUM_XOR);
                 }
@@ -243,13 +243,13 @@ fn random_space_map_damage_never_panics() {
                     let j = i & !7;
                     let v = match rng.below(4) {
                         0 => u64::MAX,
-                        1 => rng.next(),
+                        1 => rng.next_u64(),
                         2 => rng.below(100_000),
                         _ => 0,
                     };
                     blk[j..j + 8].copy_from_slice(&v.to_le_bytes());
                 }
-                _ => blk[i] = rng.next() as u8,
+                _ => blk[i] = rng.next_u64() as u8,
             }
             if b != 0 && rng.below(2) == 0 {
                 // Keep the checksum valid for whichever kind it is.
@@ -277,7 +277,7 @@ fn random_space_map_damage_never_panics() {
             let _ = data_sm.new_block(&mut tm);
             let _ = data_sm.inc(&mut tm, rng.below(1200));
             let _ = data_sm.dec(&mut tm, rng.below(1200));
-            let _ = data_sm.get_count(&mut tm, rng.next());
+            let _ = data_sm.get_count(&mut tm, rng.next_u64());
             let _ = tm.get_count(rng.below(200));
             if let Ok(nr) = tree.insert(&mut tm, &mut (), r, &[k], &i) {
                 r = nr;

@@ -11,6 +11,10 @@
 //! logreplay hash DEV --chunk-kib K      INDEX HASH per chunk of DEV
 //! ```
 //!
+//! The command line is clap's: `--to`, `--to-mark` and `--all` are one
+//! choice, as are `--between` and `--every`; bad arguments exit with 2,
+//! failures with 1.
+//!
 //! Sectors are in the log's `sectorsize` units (512 on virtio and brd). An
 //! entry count N means "the state after the first N entries": `replay --to N`
 //! applies entries 0..N, `--from M` assumes TARGET already holds the state
@@ -38,21 +42,12 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::process::exit;
 
+use clap::{ArgGroup, Parser, Subcommand};
+
 use dm_thin_host::log_writes::{
     chunk_hash, Entry, FileSink, Log, LogError, Sink, FLUSH, FUA, MARK, O_DIRECT,
 };
-
-fn usage() -> ! {
-    eprintln!(
-        "usage: logreplay info LOG\n\
-         \x20      logreplay list LOG\n\
-         \x20      logreplay marks LOG\n\
-         \x20      logreplay replay LOG TARGET [--from N] (--to N | --to-mark NAME | --all) [--discard zero|skip] [--buffered]\n\
-         \x20      logreplay points META_LOG DATA_LOG --seed S [--between K | --every N]\n\
-         \x20      logreplay hash DEV --chunk-kib K"
-    );
-    exit(2)
-}
+use dm_thin_host::rng::Rng;
 
 fn die(msg: impl std::fmt::Display) -> ! {
     eprintln!("logreplay: {msg}");
@@ -67,39 +62,77 @@ fn open_log<'a>(path: &str, f: &'a File) -> Log<'a, File> {
     Log::open(f).unwrap_or_else(|e: LogError| die(format!("{path}: {e}")))
 }
 
-/// Options after the positional arguments: `--name value` pairs and flags.
-struct Opts(Vec<String>);
+#[derive(Parser)]
+#[command(
+    name = "logreplay",
+    about = "Reads dm-log-writes logs and replays them"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-impl Opts {
-    fn value(&self, name: &str) -> Option<&str> {
-        let i = self.0.iter().position(|a| a == name)?;
-        Some(
-            self.0
-                .get(i + 1)
-                .unwrap_or_else(|| die(format!("{name} needs a value"))),
-        )
-    }
-    fn num(&self, name: &str) -> Option<u64> {
-        self.value(name).map(|v| {
-            v.parse()
-                .unwrap_or_else(|_| die(format!("{name}: not a number: {v}")))
-        })
-    }
-    fn flag(&self, name: &str) -> bool {
-        self.0.iter().any(|a| a == name)
-    }
+#[derive(Subcommand)]
+enum Cmd {
+    /// Superblock and entry counts.
+    Info { log: String },
+    /// INDEX SECTOR NR_SECTORS FLAGS [MARK] per entry.
+    List { log: String },
+    /// INDEX NAME per mark.
+    Marks { log: String },
+    /// Rebuilds TARGET as it was after an entry of LOG.
+    #[command(group(ArgGroup::new("end").required(true).args(["to", "to_mark", "all"])))]
+    Replay {
+        log: String,
+        target: String,
+        /// TARGET already holds the state after this many entries.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Replay up to (not including) this entry.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Replay up to and including the first mark NAME.
+        #[arg(long, value_name = "NAME")]
+        to_mark: Option<String>,
+        /// Replay every entry.
+        #[arg(long)]
+        all: bool,
+        /// Discards zero their range, or are skipped.
+        #[arg(long, default_value = "zero", value_parser = ["zero", "skip"])]
+        discard: String,
+        /// No O_DIRECT on a block-device TARGET.
+        #[arg(long)]
+        buffered: bool,
+    },
+    /// Crash points of a pool's metadata and data logs.
+    #[command(group(ArgGroup::new("pick").required(true).args(["between", "every"])))]
+    Points {
+        meta_log: String,
+        data_log: String,
+        #[arg(long)]
+        seed: u64,
+        /// K seeded points over the whole log.
+        #[arg(long, value_name = "K")]
+        between: Option<u64>,
+        /// Every Nth metadata entry.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        every: Option<u64>,
+    },
+    /// INDEX HASH per chunk of DEV.
+    Hash {
+        dev: String,
+        #[arg(long, value_name = "K")]
+        chunk_kib: u64,
+    },
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = args.first().map(String::as_str).unwrap_or_else(|| usage());
-    let pos = |i: usize| args.get(i).map(String::as_str).unwrap_or_else(|| usage());
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
-    match cmd {
-        "info" => {
-            let f = open_file(pos(1));
-            let log = open_log(pos(1), &f);
+    match Cli::parse().cmd {
+        Cmd::Info { log: path } => {
+            let f = open_file(&path);
+            let log = open_log(&path, &f);
             let count = |flag| log.entries.iter().filter(|e: &&Entry| e.is(flag)).count();
             let data: u64 = log
                 .entries
@@ -120,9 +153,9 @@ fn main() {
             )
             .ok();
         }
-        "list" => {
-            let f = open_file(pos(1));
-            let log = open_log(pos(1), &f);
+        Cmd::List { log: path } => {
+            let f = open_file(&path);
+            let log = open_log(&path, &f);
             for e in &log.entries {
                 let mark = e
                     .mark
@@ -141,35 +174,37 @@ fn main() {
                 .ok();
             }
         }
-        "marks" => {
-            let f = open_file(pos(1));
-            let log = open_log(pos(1), &f);
+        Cmd::Marks { log: path } => {
+            let f = open_file(&path);
+            let log = open_log(&path, &f);
             for e in log.marks() {
                 writeln!(out, "{} {}", e.index, e.mark.as_deref().unwrap_or("")).ok();
             }
         }
-        "replay" => {
-            let (lp, tp) = (pos(1), pos(2));
-            let o = Opts(args[3..].to_vec());
+        Cmd::Replay {
+            log: lp,
+            target: tp,
+            from,
+            to,
+            to_mark,
+            all: _,
+            discard,
+            buffered,
+        } => {
+            let (lp, tp) = (lp.as_str(), tp.as_str());
             let f = open_file(lp);
             let log = open_log(lp, &f);
             let n = log.entries.len() as u64;
-            let to = if let Some(name) = o.value("--to-mark") {
-                log.find_mark(name)
+            let to = match (to_mark, to) {
+                (Some(name), _) => log
+                    .find_mark(&name)
                     .map(|i| i + 1)
-                    .unwrap_or_else(|| die(format!("{lp}: no mark '{name}'")))
-            } else if o.flag("--all") {
-                n
-            } else {
-                o.num("--to").unwrap_or_else(|| usage())
+                    .unwrap_or_else(|| die(format!("{lp}: no mark '{name}'"))),
+                (None, Some(to)) => to,
+                (None, None) => n,
             };
-            let from = o.num("--from").unwrap_or(0);
-            let zero = match o.value("--discard").unwrap_or("zero") {
-                "zero" => true,
-                "skip" => false,
-                v => die(format!("--discard zero|skip, not {v}")),
-            };
-            let direct = !o.flag("--buffered") && is_block_device(tp);
+            let zero = discard == "zero";
+            let direct = !buffered && is_block_device(tp);
             let mut sink = FileSink::open(tp, direct).unwrap_or_else(|e| die(format!("{tp}: {e}")));
             let sink: &mut dyn Sink = &mut sink;
             match log.replay(sink, from, to, zero) {
@@ -181,29 +216,30 @@ fn main() {
                 Err(e) => die(format!("{lp} -> {tp}: {e}")),
             };
         }
-        "points" => {
-            let (mp, dp) = (pos(1), pos(2));
-            let o = Opts(args[3..].to_vec());
-            let (mf, df) = (open_file(mp), open_file(dp));
-            let (ml, dl) = (open_log(mp, &mf), open_log(dp, &df));
-            let seed = o.num("--seed").unwrap_or_else(|| usage());
-            let choice = match (o.num("--between"), o.num("--every")) {
-                (_, Some(n)) if n > 0 => Choice::Every(n),
-                (Some(k), None) => Choice::Between(k),
-                _ => usage(),
+        Cmd::Points {
+            meta_log: mp,
+            data_log: dp,
+            seed,
+            between,
+            every,
+        } => {
+            let (mf, df) = (open_file(&mp), open_file(&dp));
+            let (ml, dl) = (open_log(&mp, &mf), open_log(&dp, &df));
+            let choice = match every {
+                Some(n) => Choice::Every(n),
+                None => Choice::Between(between.unwrap_or(0)),
             };
             for p in points(&ml.entries, &dl.entries, seed, choice).unwrap_or_else(|e| die(e)) {
                 writeln!(out, "{p}").ok();
             }
         }
-        "hash" => {
-            let path = pos(1);
-            let o = Opts(args[2..].to_vec());
-            let kib = o.num("--chunk-kib").unwrap_or_else(|| usage());
-            hash_device(path, kib as usize * 1024, &mut out)
+        Cmd::Hash {
+            dev: path,
+            chunk_kib: kib,
+        } => {
+            hash_device(&path, kib as usize * 1024, &mut out)
                 .unwrap_or_else(|e| die(format!("{path}: {e}")));
         }
-        _ => usage(),
     }
     out.flush().ok();
 }
@@ -222,7 +258,7 @@ fn hash_device(path: &str, chunk: usize, out: &mut impl Write) -> std::io::Resul
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     const ALIGN: usize = 4096;
-    if chunk == 0 || chunk % ALIGN != 0 {
+    if chunk == 0 || !chunk.is_multiple_of(ALIGN) {
         return Err(std::io::Error::other(
             "the chunk must be a multiple of 4 KiB",
         ));
@@ -263,23 +299,6 @@ enum Choice {
     Every(u64),
 }
 
-/// SplitMix64: a small seeded generator, the same on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// A value in lo..=hi.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo + 1)
-    }
-}
-
 fn points(
     meta: &[Entry],
     data: &[Entry],
@@ -302,7 +321,7 @@ fn points(
             "the logs' marks differ: metadata {mn:?}, data {dn:?}"
         ));
     }
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     // Metadata entry counts strictly between marks i and i+1: m_i+2 ..= m_{i+1}.
     let span = |i: usize| (mm[i].0 + 2, mm[i + 1].0);
     let mut chosen: Vec<Vec<u64>> = vec![Vec::new(); mm.len().saturating_sub(1)];

@@ -1,42 +1,134 @@
-//! thinmeta: format, modify and dump thin-pool metadata images on the host,
-//! with the very metadata code the kernel module runs.
+//! thinmeta: format, modify, check, list, dump and restore thin-pool
+//! metadata images on the host, with the very metadata code the kernel
+//! module runs.
 //!
 //! ```text
 //! thinmeta format IMAGE --data-blocks N --data-block-size SECTORS
-//! thinmeta apply IMAGE [SCRIPT]      (script from stdin if absent)
-//! thinmeta dump IMAGE                (thin_dump 0.9.0 XML)
+//! thinmeta apply IMAGE [SCRIPT]          (script from stdin if absent or -)
+//! thinmeta dump IMAGE [-o OUT] [-f xml]  (thin_dump 0.9.0 XML)
+//! thinmeta restore -i XML -o IMAGE       (as thin_restore, through the engine)
+//! thinmeta check IMAGE [-q]              (thin_check's stages and report)
+//! thinmeta ls IMAGE [-o FIELDS] [--no-headers]   (thin_ls's table)
 //! thinmeta bench
 //! thinmeta hostile-corpus DIR [--seed S] [--count N]
 //! ```
 //!
-//! `apply` runs one operation per line (see `thin_script`); a script that
-//! runs to its end is committed, as closing the pool commits. A bad line or
-//! a failing operation stops it with the line number and a non-zero exit,
-//! keeping only what earlier `commit` lines (and `resize_data`,
-//! `reserve_metadata_snap`, which commit) made durable.
+//! `dump`, `restore`, `check` and `ls` take the arguments of `thin_dump`,
+//! `thin_restore`, `thin_check` and `thin_ls` for what they share, and
+//! print what those print (see `dm_thin_host::thin_check`, `thin_ls`,
+//! `thin_restore`). `apply` runs one operation per line (see
+//! `thin_script`); a script that runs to its end is committed, as closing
+//! the pool commits. A bad line or a failing operation stops it with the
+//! line number and a non-zero exit, keeping only what earlier `commit`
+//! lines (and `resize_data`, `reserve_metadata_snap`, which commit) made
+//! durable. Bad arguments exit with 2, failures with 1.
 
 use std::io::{BufRead, BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::exit;
 use std::time::Instant;
 
+use clap::{Parser, Subcommand};
 use dm_thin_host::file_device::FileDevice;
 use dm_thin_host::metadata::{Error, PoolMetadata};
 use dm_thin_host::ramdisk::RamDisk;
+use dm_thin_host::rng::Rng;
+use dm_thin_host::thin_ls::{parse_fields, Field, DEFAULT_FIELDS};
 use dm_thin_host::thin_script::{execute, parse_line};
 use dm_thin_host::thin_xml::{XmlDevice, XmlSuperblock, XmlWriter};
 
 const CACHE_BLOCKS: usize = 1 << 16;
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: thinmeta format IMAGE --data-blocks N --data-block-size SECTORS\n\
-         \x20      thinmeta apply IMAGE [SCRIPT]\n\
-         \x20      thinmeta dump IMAGE\n\
-         \x20      thinmeta bench\n\
-         \x20      thinmeta hostile-corpus DIR [--seed S] [--count N]"
-    );
-    exit(2)
+#[derive(Parser)]
+#[command(
+    name = "thinmeta",
+    about = "Thin-pool metadata images, with the kernel module's metadata code"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Formats IMAGE (an existing file) as an empty pool.
+    Format {
+        image: PathBuf,
+        /// Data device size in blocks.
+        #[arg(long)]
+        data_blocks: u64,
+        /// Data block size in 512-byte sectors: a multiple of 128, at most 2097152.
+        #[arg(long, value_parser = data_block_size)]
+        data_block_size: u32,
+    },
+    /// Runs a `thin_script` of operations on IMAGE and commits.
+    Apply {
+        image: PathBuf,
+        /// The script; stdin if absent or `-`.
+        script: Option<PathBuf>,
+    },
+    /// Writes the pool as thin_dump XML.
+    Dump {
+        image: PathBuf,
+        /// Output file (stdout if absent).
+        #[arg(short = 'o', long = "output")]
+        output: Option<PathBuf>,
+        /// Output format: only thin_dump's `xml`.
+        #[arg(short = 'f', long = "format", default_value = "xml", value_parser = ["xml"])]
+        format: String,
+    },
+    /// Builds a pool from thin_dump XML through the engine's operations.
+    Restore {
+        /// thin_dump XML.
+        #[arg(short = 'i', long = "input")]
+        input: PathBuf,
+        /// The metadata image to write (an existing file, as for thin_restore).
+        #[arg(short = 'o', long = "output")]
+        output: PathBuf,
+    },
+    /// Validates the pool's metadata; non-zero exit on any error.
+    Check {
+        image: PathBuf,
+        /// Prints nothing; the exit code tells.
+        #[arg(short = 'q', long = "quiet")]
+        quiet: bool,
+    },
+    /// Lists the thin devices, as thin_ls does.
+    Ls {
+        image: PathBuf,
+        /// Comma-separated thin_ls fields (default DEV,MAPPED,CREATE_TIME,SNAP_TIME).
+        #[arg(short = 'o', long = "format", value_parser = field_list)]
+        fields: Option<FieldList>,
+        /// Leaves out the header line.
+        #[arg(long)]
+        no_headers: bool,
+    },
+    /// Times the metadata operations on a RAM disk.
+    Bench,
+    /// Writes a hostile-metadata corpus (NNN-kind.img and MANIFEST) to DIR.
+    HostileCorpus {
+        dir: PathBuf,
+        #[arg(long, default_value_t = 68)]
+        seed: u64,
+        #[arg(long, default_value_t = 32)]
+        count: usize,
+    },
+}
+
+/// The fields of `ls -o`.
+#[derive(Clone)]
+struct FieldList(Vec<Field>);
+
+fn field_list(s: &str) -> Result<FieldList, String> {
+    parse_fields(s).map(FieldList)
+}
+
+fn data_block_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if !(128..=2097152).contains(&n) || !n.is_multiple_of(128) {
+        return Err("must be a multiple of 128 sectors (64 KiB) up to 1 GiB".into());
+    }
+    Ok(n)
 }
 
 fn die(msg: impl std::fmt::Display) -> ! {
@@ -44,64 +136,52 @@ fn die(msg: impl std::fmt::Display) -> ! {
     exit(1)
 }
 
-fn open_image(path: &str) -> PoolMetadata<FileDevice> {
+fn open_image(path: &Path) -> PoolMetadata<FileDevice> {
     let dev =
-        FileDevice::open(Path::new(path), true).unwrap_or_else(|e| die(format!("{path}: {e}")));
+        FileDevice::open(path, true).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
     PoolMetadata::open_with_cache(dev, None, false, CACHE_BLOCKS)
-        .unwrap_or_else(|e| die(format!("{path}: cannot open metadata: {e:?}")))
+        .unwrap_or_else(|e| die(format!("{}: cannot open metadata: {e:?}", path.display())))
 }
 
-fn format(args: &[String]) {
-    let mut image = None;
-    let mut data_blocks = None;
-    let mut dbs = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--data-blocks" => data_blocks = it.next().and_then(|v| v.parse::<u64>().ok()),
-            "--data-block-size" => dbs = it.next().and_then(|v| v.parse::<u32>().ok()),
-            _ if image.is_none() && !a.starts_with("--") => image = Some(a.clone()),
-            _ => usage(),
-        }
+fn open_read_only(path: &Path) -> PoolMetadata<FileDevice> {
+    let dev = FileDevice::open_read_only(path)
+        .unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+    PoolMetadata::open_with_cache(dev, None, false, CACHE_BLOCKS)
+        .unwrap_or_else(|e| die(format!("{}: cannot open metadata: {e:?}", path.display())))
+}
+
+/// A new, empty pool on the existing file `path`: format means format, so
+/// the superblock is zeroed first (an all-zero superblock makes open
+/// format).
+fn format_image(path: &Path, dbs: u32) -> PoolMetadata<FileDevice> {
+    use std::os::unix::fs::FileExt;
+    let name = path.display();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| die(format!("{name}: {e}")));
+    if f.metadata().map(|m| m.len()).unwrap_or(0) < 2 * 4096 {
+        die(format!("{name}: too small for metadata"));
     }
-    let (Some(image), Some(data_blocks), Some(dbs)) = (image, data_blocks, dbs) else {
-        usage()
-    };
-    if !(128..=2097152).contains(&dbs) || dbs % 128 != 0 {
-        die("data block size must be a multiple of 128 sectors (64 KiB) up to 1 GiB");
-    }
-    let path = Path::new(&image);
-    {
-        // Format means format: an all-zero superblock makes open format.
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .open(path)
-            .unwrap_or_else(|e| die(format!("{image}: {e}")));
-        if f.metadata().map(|m| m.len()).unwrap_or(0) < 2 * 4096 {
-            die(format!("{image}: too small for metadata"));
-        }
-        f.write_all_at(&[0u8; 4096], 0)
-            .unwrap_or_else(|e| die(format!("{image}: {e}")));
-    }
-    let dev = FileDevice::open(path, true).unwrap_or_else(|e| die(format!("{image}: {e}")));
-    let mut pmd = PoolMetadata::open_with_cache(dev, Some(dbs), true, CACHE_BLOCKS)
-        .unwrap_or_else(|e| die(format!("{image}: format failed: {e:?}")));
+    f.write_all_at(&[0u8; 4096], 0)
+        .unwrap_or_else(|e| die(format!("{name}: {e}")));
+    let dev = FileDevice::open(path, true).unwrap_or_else(|e| die(format!("{name}: {e}")));
+    PoolMetadata::open_with_cache(dev, Some(dbs), true, CACHE_BLOCKS)
+        .unwrap_or_else(|e| die(format!("{name}: format failed: {e:?}")))
+}
+
+fn format(image: &Path, data_blocks: u64, dbs: u32) {
+    let mut pmd = format_image(image, dbs);
     pmd.resize_data_dev(data_blocks)
         .unwrap_or_else(|e| die(format!("resize: {e:?}")));
     pmd.commit()
         .unwrap_or_else(|e| die(format!("commit: {e:?}")));
 }
 
-fn apply(args: &[String]) {
-    let (image, script) = match args {
-        [i] => (i, None),
-        [i, s] => (i, Some(s)),
-        _ => usage(),
-    };
+fn apply(image: &Path, script: Option<&Path>) {
     let reader: Box<dyn BufRead> = match script {
-        Some(s) if s != "-" => Box::new(std::io::BufReader::new(
-            std::fs::File::open(s).unwrap_or_else(|e| die(format!("{s}: {e}"))),
+        Some(s) if s != Path::new("-") => Box::new(std::io::BufReader::new(
+            std::fs::File::open(s).unwrap_or_else(|e| die(format!("{}: {e}", s.display()))),
         )),
         _ => Box::new(std::io::BufReader::new(std::io::stdin())),
     };
@@ -138,19 +218,67 @@ fn describe(e: Error) -> String {
     }
 }
 
-fn dump(args: &[String]) {
-    let [image] = args else { usage() };
-    let dev = FileDevice::open_read_only(Path::new(image))
-        .unwrap_or_else(|e| die(format!("{image}: {e}")));
-    let mut pmd = PoolMetadata::open_with_cache(dev, None, false, CACHE_BLOCKS)
-        .unwrap_or_else(|e| die(format!("{image}: cannot open metadata: {e:?}")));
-    let stdout = std::io::stdout();
-    let mut w = XmlWriter::new(BufWriter::with_capacity(1 << 20, stdout.lock()));
+fn dump(image: &Path, output: Option<&Path>) {
+    let mut pmd = open_read_only(image);
+    let out: Box<dyn Write> = match output {
+        Some(p) => Box::new(
+            std::fs::File::create(p).unwrap_or_else(|e| die(format!("{}: {e}", p.display()))),
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut w = XmlWriter::new(BufWriter::with_capacity(1 << 20, out));
     if let Err(e) = dump_to(&mut pmd, &mut w) {
         die(e)
     }
     let mut out = w.into_inner();
     out.flush().unwrap_or_else(|e| die(e));
+}
+
+fn restore(input: &Path, output: &Path) {
+    let text =
+        std::fs::read_to_string(input).unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
+    let xml = dm_thin_host::thin_xml::parse(&text)
+        .unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
+    let dbs = data_block_size(&xml.superblock.data_block_size.to_string())
+        .unwrap_or_else(|e| die(format!("{}: data_block_size {e}", input.display())));
+    let mut pmd = format_image(output, dbs);
+    dm_thin_host::thin_restore::restore(&mut pmd, &xml)
+        .unwrap_or_else(|e| die(format!("{}: {e}", input.display())));
+    pmd.close()
+        .unwrap_or_else(|e| die(format!("final commit: {e:?}")));
+}
+
+fn check(image: &Path, quiet: bool) {
+    let dev = FileDevice::open_read_only(image)
+        .unwrap_or_else(|e| die(format!("{}: {e}", image.display())));
+    let stage = |s: &str| {
+        if !quiet {
+            eprintln!("{s}");
+        }
+    };
+    match dm_thin_host::thin_check::check(dev, CACHE_BLOCKS, stage) {
+        Ok(s) => {
+            if !quiet {
+                println!("TRANSACTION_ID={}", s.transaction_id);
+                println!("METADATA_FREE_BLOCKS={}", s.metadata_free_blocks);
+            }
+        }
+        Err(errors) => {
+            if !quiet {
+                for e in errors {
+                    eprintln!("{e}");
+                }
+            }
+            exit(1)
+        }
+    }
+}
+
+fn ls(image: &Path, fields: Option<&[Field]>, no_headers: bool) {
+    let mut pmd = open_read_only(image);
+    let table = dm_thin_host::thin_ls::ls(&mut pmd, fields.unwrap_or(&DEFAULT_FIELDS), !no_headers)
+        .unwrap_or_else(|e| die(e));
+    print!("{table}");
 }
 
 /// Writes the whole pool as `thin_dump` XML.
@@ -209,20 +337,6 @@ fn dump_to<W: Write>(
     w.end_superblock().map_err(|e| e.to_string())
 }
 
-/// A small xorshift generator (no dependency for the tool).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-}
-
 fn rate(label: &str, n: u64, t: Instant) {
     let s = t.elapsed().as_secs_f64();
     println!(
@@ -231,7 +345,7 @@ fn rate(label: &str, n: u64, t: Instant) {
     );
 }
 
-fn bench(_args: &[String]) {
+fn bench() {
     const N: u64 = 1_000_000;
     const DATA_BLOCKS: u64 = 4_000_000;
     let dev = RamDisk::new(262_144); // 1 GiB of metadata
@@ -241,12 +355,8 @@ fn bench(_args: &[String]) {
     pmd.commit().unwrap();
 
     // Random virtual blocks, each mapped to its own data block.
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut vblocks: Vec<u64> = (0..N).map(|i| i * 3).collect();
-    for i in (1..vblocks.len()).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
-        vblocks.swap(i, j);
-    }
+    Rng::new(0x9e37_79b9_7f4a_7c15).shuffle(&mut vblocks);
     let t = Instant::now();
     for &v in &vblocks {
         let b = pmd.alloc_data_block().unwrap().unwrap();
@@ -308,27 +418,15 @@ fn bench(_args: &[String]) {
 /// blocks left out; data device 1024 blocks of 64 KiB) and `MANIFEST`, one
 /// line per image: name, `loop` or `-` (a btree loops: C hangs), the host
 /// engine's outcome, the mutations.
-fn hostile_corpus(args: &[String]) {
+fn hostile_corpus(dir: &Path, seed: u64, count: usize) {
     use dm_thin_host::hostile::corpus;
-    let mut dir = None;
-    let (mut seed, mut count) = (68u64, 32usize);
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--seed" => seed = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
-            "--count" => count = it.next().and_then(|v| v.parse().ok()).unwrap_or_else(|| usage()),
-            _ if dir.is_none() && !a.starts_with("--") => dir = Some(a.clone()),
-            _ => usage(),
-        }
-    }
-    let Some(dir) = dir else { usage() };
-    let dir = Path::new(&dir);
     std::fs::create_dir_all(dir).unwrap_or_else(|e| die(format!("{}: {e}", dir.display())));
     let mut manifest = String::new();
     let images = corpus(seed, count);
     for img in &images {
         let path = dir.join(format!("{}.img", img.name));
-        std::fs::write(&path, &img.bytes).unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
+        std::fs::write(&path, &img.bytes)
+            .unwrap_or_else(|e| die(format!("{}: {e}", path.display())));
         manifest.push_str(&format!(
             "{} {} {} {}\n",
             img.name,
@@ -338,19 +436,30 @@ fn hostile_corpus(args: &[String]) {
         ));
     }
     std::fs::write(dir.join("MANIFEST"), manifest).unwrap_or_else(|e| die(e));
-    eprintln!("thinmeta: {} hostile images (seed {seed}) in {}", images.len(), dir.display());
+    eprintln!(
+        "thinmeta: {} hostile images (seed {seed}) in {}",
+        images.len(),
+        dir.display()
+    );
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { usage() };
-    let rest = &args[1..];
-    match cmd.as_str() {
-        "format" => format(rest),
-        "apply" => apply(rest),
-        "dump" => dump(rest),
-        "bench" => bench(rest),
-        "hostile-corpus" => hostile_corpus(rest),
-        _ => usage(),
+    match Cli::parse().cmd {
+        Cmd::Format {
+            image,
+            data_blocks,
+            data_block_size,
+        } => format(&image, data_blocks, data_block_size),
+        Cmd::Apply { image, script } => apply(&image, script.as_deref()),
+        Cmd::Dump { image, output, .. } => dump(&image, output.as_deref()),
+        Cmd::Restore { input, output } => restore(&input, &output),
+        Cmd::Check { image, quiet } => check(&image, quiet),
+        Cmd::Ls {
+            image,
+            fields,
+            no_headers,
+        } => ls(&image, fields.as_ref().map(|f| f.0.as_slice()), no_headers),
+        Cmd::Bench => bench(),
+        Cmd::HostileCorpus { dir, seed, count } => hostile_corpus(&dir, seed, count),
     }
 }

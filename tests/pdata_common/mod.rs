@@ -1,4 +1,4 @@
-//! Shared helpers for the pdata tests: a PRNG, a pool-like harness with
+//! Shared helpers for the pdata tests: the seeded generator, a pool-like harness with
 //! commit/reopen, and a reference-count checker that recomputes every
 //! metadata block's count from the structures that reference it.
 #![allow(dead_code)]
@@ -13,24 +13,8 @@ use dm_thin_host::pdata::space_map::{
 use dm_thin_host::pdata::transaction_manager::{Transaction, TransactionManager};
 use dm_thin_host::ramdisk::RamDisk;
 
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    pub fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+/// The host code's one random source.
+pub use dm_thin_host::rng::Rng;
 
 pub type Tm = TransactionManager<RamDisk>;
 
