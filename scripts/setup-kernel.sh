@@ -39,7 +39,8 @@ fi
 
 # A new version or config replaces older builds (each is several GiB); the
 # newest finished one stays, as a run elsewhere may still be using it.
-prev=$(ls -1td "$kcache"/*/built 2>/dev/null | head -n1 | xargs -r dirname)
+# (None yet on a fresh machine: `ls` then fails, which pipefail must not see.)
+prev=$( { ls -1td "$kcache"/*/built 2>/dev/null || true; } | head -n1 | xargs -r dirname)
 for d in "$kcache"/*; do
     if [ -d "$d" ] && [ "$d" != "$prev" ]; then rm -rf "$d"; fi
 done
