@@ -54,7 +54,7 @@ echo "root:x:0:0:root:/:/bin/sh" > "$stage/etc/passwd"
 for m in drivers/md/dm-bufio.ko drivers/md/dm-bio-prison.ko \
          drivers/md/persistent-data/dm-persistent-data.ko drivers/md/dm-thin-pool.ko \
          drivers/md/dm-flakey.ko drivers/md/dm-log-writes.ko drivers/md/dm-delay.ko \
-         drivers/block/brd.ko drivers/block/null_blk/null_blk.ko; do
+         drivers/block/brd.ko drivers/block/null_blk/null_blk.ko fs/configfs/configfs.ko; do
     [ -f "$kdir/$m" ] || { echo "missing module $kdir/$m" >&2; exit 1; }
     cp "$kdir/$m" "$stage/modules/"
 done

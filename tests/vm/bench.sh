@@ -74,7 +74,8 @@ map_share() {
     set -- $(cat /tmp/ms0 2>/dev/null || echo 0 0) $(ms_raw)
     [ $(($4 - $2)) -gt 0 ] && awk -v d=$(($3 - $1)) -v t=$(($4 - $2)) 'BEGIN { printf "%.3f", d / t }'
 }
-# make_thins TARGET N: /dev/mapper/bt1..btN, 256 MiB each (linear: slices).
+# make_thins TARGET N: /dev/mapper/bt1..btN, 256 MiB each (linear: slices;
+# thins: ids 11.., beside make_dev's thin 1).
 make_thins() {
     make_dev $1 || return 1
     dmsetup remove bt || return 1
@@ -82,8 +83,8 @@ make_thins() {
     while [ $i -le $2 ]; do
         case $1 in
             linear) dmsetup create bt$i --table "0 524288 linear $DATA $(( (i - 1) * 524288 ))" ;;
-            *) dmsetup message /dev/mapper/bpool 0 "create_thin $i" &&
-               dmsetup create bt$i --table "0 524288 $THIN_TARGET /dev/mapper/bpool $i" ;;
+            *) dmsetup message /dev/mapper/bpool 0 "create_thin $((10 + i))" &&
+               dmsetup create bt$i --table "0 524288 $THIN_TARGET /dev/mapper/bpool $((10 + i))" ;;
         esac || return 1
         i=$((i + 1))
     done
@@ -92,8 +93,8 @@ make_thins() {
 # 128 GiB null_blk data device (linear: the null_blk device itself).
 bigmeta() {
     clean_slate
-    modprobe_nb() { insmod /modules/null_blk.ko nr_devices=1 gb=128 bs=4096 queue_mode=2 irqmode=0 || return 1; }
-    modprobe_nb || return 1
+    grep -q '^configfs ' /proc/modules || insmod /modules/configfs.ko || return 1
+    insmod /modules/null_blk.ko nr_devices=1 gb=128 bs=4096 queue_mode=2 irqmode=0 || return 1
     nb=/dev/nullb0
     case $1 in
         linear) dmsetup create bt --table "0 $((2097152 * 128)) linear $nb 0" ;;
@@ -152,7 +153,7 @@ run_workload() {
             n=${w#*_j}; rw=randread; case $w in overwrite*) rw=randwrite ;; esac
             fill $dev; fio_run $dev $rw 4k --time_based --numjobs=$n ;;
         fsync4k_x4)     # four journals on four fresh thins
-            make_thins $t 4 >/dev/null 2>&1 || { echo n/a; return; }
+            make_thins $t 4 >/tmp/thins.out 2>&1 || { cat /tmp/thins.out >&2; echo n/a; return; }
             ms_mark
             $FIO_PREFIX fio --rw=write --bs=4k --direct=1 --ioengine=psync --fsync=1 --runtime="$RUNTIME" \
                 --size=64M --output-format=json \
@@ -162,10 +163,10 @@ run_workload() {
                          END { printf "%d %.0f\n", s, c }' ;;
         discard1g)      # a whole filled 1 GiB thin at once
             fill $dev $BIG
-            ms_mark; t0=$(date +%s%N); blkdiscard -l $BIG $dev || { echo n/a; return; }; t1=$(date +%s%N)
-            echo "$(( 1024 * 1000000000 / (t1 - t0 + 1) )) 0" ;;
+            ms_mark; t0=$(uptime_cs); blkdiscard -l $((1024 * 1048576)) $dev >&2 || { echo n/a; return; }; t1=$(uptime_cs)
+            echo "$(( 1024 * 100 / (t1 - t0 + 1) )) 0" ;;
         bigmeta_randread4k)
-            bigmeta $t >/dev/null 2>&1 || { echo n/a; return; }
+            bigmeta $t >/tmp/bigmeta.out 2>&1 || { cat /tmp/bigmeta.out >&2; echo n/a; return; }
             fio_run /dev/mapper/bt randread 4k --time_based --size=128G ;;
         *) echo n/a; return ;;
     esac
