@@ -42,11 +42,11 @@ main() {
     must dmsetup create m --table "0 32768 linear /dev/ram0 0"
     dd if=/dev/zero of=/dev/mapper/m bs=4096 count=1 conv=fsync 2>/dev/null
     must dmsetup create pool --table "0 $(sectors $D) $POOL_TARGET /dev/mapper/m $D $BLOCK_SECTORS 0"
-    thin_create pool 1 t1 64      # data blocks 0-1023 (the allocator goes up from 0)
+    thin_create pool 1 t1 64      # data blocks 0-255 (the allocator goes up from 0)
     thin_create pool 2 t2 128
-    write_pattern /dev/mapper/t1 7201 65536 0
-    write_pattern /dev/mapper/t2 7202 16384 0     # blocks 1024-1279
-    assert_eq "$(data_sum 0 1024)" "$(pattern_sum 7201 65536)" "t1 on the data device"
+    write_pattern /dev/mapper/t1 7201 16384 0
+    write_pattern /dev/mapper/t2 7202 16384 0     # blocks 256-511
+    assert_eq "$(data_sum 0 256)" "$(pattern_sum 7201 16384)" "t1 on the data device"
 
     note "a delete whose commit fails discards nothing"
     must dmsetup remove t1
@@ -55,7 +55,7 @@ main() {
     must dmsetup resume m
     must_fail dmsetup message /dev/mapper/pool 0 "delete 1"
     assert_eq "$(pool_mode pool)" ro "pool mode after the failed commit"
-    assert_eq "$(data_sum 0 1024)" "$(pattern_sum 7201 65536)" "t1's blocks after the failed delete"
+    assert_eq "$(data_sum 0 256)" "$(pattern_sum 7201 16384)" "t1's blocks after the failed delete"
     must dmsetup remove t2; must dmsetup remove pool
     must dmsetup suspend m; must dmsetup load m --table "0 32768 linear /dev/ram0 0"; must dmsetup resume m
     repair_metadata /dev/mapper/m || fail "repair after the failed delete"
@@ -65,14 +65,14 @@ main() {
     note "delete: the freed blocks are discarded after the commit"
     t0=$(ms trimmed)
     must dmsetup message /dev/mapper/pool 0 "delete 1"
-    assert_eq "$(data_sum 0 1024)" "$(zeros 1024)" "t1's blocks on the data device after the delete"
-    assert_le $((t0 + 1024)) "$(ms trimmed)" "blocks trimmed by the delete"
+    assert_eq "$(data_sum 0 256)" "$(zeros 256)" "t1's blocks on the data device after the delete"
+    assert_le $((t0 + 256)) "$(ms trimmed)" "blocks trimmed by the delete"
     assert_eq "$(sum_range /dev/mapper/t2 16384 0)" "$(pattern_sum 7202 16384)" "t2 after the delete"
 
     note "trim: space freed without passdown goes while a writer runs"
     reload no_discard_passdown
     thin_create pool 3 t3 32
-    write_pattern /dev/mapper/t3 7203 32768 0
+    write_pattern /dev/mapper/t3 7203 8192 0
     set -- $(dmsetup status pool); used=${6%/*}
     must dmsetup remove t3
     must dmsetup message /dev/mapper/pool 0 "delete 3"
@@ -96,7 +96,7 @@ main() {
     [ ! -e /tmp/w.err ] || fail "writer during the trim: $(cat /tmp/w.err)"
     n=$(cat /tmp/w.count)
     note "the first trim discarded $((t1 - t0)) blocks; $(ms trimmed) blocks in $(ms trim_runs) runs in all; the writer wrote $n blocks"
-    assert_le $((t0 + 512)) "$t1" "blocks trimmed online"
+    assert_le $((t0 + 128)) "$t1" "blocks trimmed online"
     assert_eq "$(ms trim_end)" 0 "no trim running"
     i=0
     while [ $i -lt $n ]; do
