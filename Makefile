@@ -23,7 +23,7 @@ else
 bench_kdir = $$(cat $(BENCH_KDIR_FILE))
 endif
 
-.PHONY: all module setup bench-setup bench-module host-test vm-test test test-faults demo bench vm clean
+.PHONY: all module setup bench-setup bench-module host-test vm-test test test-long test-faults demo bench vm clean
 
 all: module
 
@@ -46,6 +46,11 @@ vm-test: module
 
 test: module
 	bash scripts/test.sh "$(kdir)"
+
+# `make test` with the scenarios marked SLOW run on their modules too (the
+# slowest C reference runs): every scenario on both modules.
+test-long: module
+	VM_TIMEOUT=$${VM_TIMEOUT:-6000} bash scripts/test.sh "$(kdir)" DMRS_FULL=1
 
 # The fault sweeps whole, on both modules (`make test` runs a seeded sample
 # of each): the hostile-metadata fuzzer at DMRS_FUZZ_CASES (default 200000,

@@ -2,8 +2,11 @@
 # `make test`: host tests, then one VM boot running the acceptance suite
 # against the C module and against dm_thin_rs.ko. Ends with one line
 # "N passed, N failed" over all of them; exits non-zero on any failure.
+# Arguments after KDIR go to the suite (run.sh), e.g. DMRS_FULL=1 for
+# `make test-long`.
 set -uo pipefail
 kdir=$1
+shift
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 mkdir -p build
@@ -12,7 +15,7 @@ bash scripts/host-test.sh | tee build/host-summary.log
 read -r hp hf < <(sed -n 's/^HOST-SUMMARY \([0-9]*\) passed, \([0-9]*\) failed/\1 \2/p' build/host-summary.log)
 hp=${hp:-0} hf=${hf:-1}
 
-bash qemu/run-vm.sh test "$kdir" | tee build/vm-summary.log
+bash qemu/run-vm.sh test "$kdir" "$@" | tee build/vm-summary.log
 read -r vp vf < <(sed -n 's/^VM-SUMMARY \([0-9]*\) passed, \([0-9]*\) failed/\1 \2/p' build/vm-summary.log)
 vp=${vp:-0} vf=${vf:-1}
 

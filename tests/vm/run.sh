@@ -7,6 +7,10 @@
 # one RESULT line per scenario run.
 # NAME=VALUE arguments are exported to the scenarios, e.g.
 # `make vm-test SCENARIOS="REPLAY_ALL=1 c:67-crash-replay"`.
+# A scenario whose header has SLOW="IMPL..." is left out of the default run
+# (`make test`) for those modules and runs when named (IMPL:NAME) or with
+# DMRS_FULL=1 (`make test-long`): the slowest C reference runs, which C has
+# passed unchanged, so `make test` keeps within its time budget.
 cd /tests
 specs=""
 for a in "$@"; do
@@ -23,6 +27,10 @@ run_one() { # run_one IMPL FILE
     impl=$1 f=$2 name=$(basename "$2" .sh)
     applies=$(sed -n 's/^APPLIES="\(.*\)"/\1/p' "$f")
     case " $applies " in *" $impl "*) ;; *) echo "SKIP $impl $name (applies to: $applies)"; return ;; esac
+    slow=$(sed -n 's/^SLOW="\(.*\)"/\1/p' "$f")
+    if [ -z "$only" ] && [ "${DMRS_FULL:-0}" != 1 ]; then
+        case " $slow " in *" $impl "*) echo "SKIP $impl $name (SLOW: make test-long runs it)"; return ;; esac
+    fi
     echo "=== $impl $name"
     t0=$(awk '{print int($1)}' /proc/uptime)
     dmesg -c >/dev/null

@@ -6,6 +6,7 @@
 # each slot, what the writer had completed (fsync returned) before the
 # suspend; slots a writer was writing during the snapshot are not compared.
 APPLIES="c rust"
+SLOW="c"
 SLOT_KIB=96 NSLOTS=6 MAXROUNDS=400
 slot_off() { echo $(($1 + $2 * SLOT_KIB)); }  # slot_off BASE_KIB SLOT
 seed() { echo $(($1 * 1000 + $2)); }           # seed WRITER ROUND

@@ -5,6 +5,7 @@
 # drop_writes, everything torn down), and after reopening the pool every
 # acknowledged write is there: same bytes, and fio's verify of each job passes.
 APPLIES="c rust"
+SLOW="c"
 # job NAME DEV OFFSET SIZE BS ENGINE IODEPTH [extra...]
 job() {
     local name=$1 dev=$2 off=$3 size=$4 bs=$5 eng=$6 qd=$7; shift 7

@@ -5,6 +5,7 @@
 # matches what was written, the usage returns to zero, and the metadata
 # checks clean.
 APPLIES="c rust"
+SLOW="c"
 churn() { # churn THIN SEED0: 8 rounds of write 96 blocks, check, discard
     local t=/dev/mapper/$1 seed r
     for r in 1 2 3 4 5 6 7 8; do

@@ -7,6 +7,7 @@
 # messages are refused, reads and writes to mapped blocks work, writes that
 # need a new block fail. Growing the metadata device brings it back to rw.
 APPLIES="c rust"
+SLOW="c"
 main() {
     rawm=$META
     must dmsetup create meta --table "0 1024 linear $rawm 0"        # 128 blocks

@@ -5,6 +5,7 @@
 # metadata total, provisioning and messages work again; the metadata
 # checks clean but for leaked data blocks.
 APPLIES="c rust"
+SLOW="c"
 main() {
     rawm=$META
     must dmsetup create meta --table "0 1024 linear $rawm 0"

@@ -14,6 +14,7 @@
 # (seed printed; DMRS_SEED replays); DMRS_SWEEP=all (make test-faults) tries
 # every point. Prints one SWEEP line per point and a summary.
 APPLIES="c rust"
+SLOW="c"
 
 STEP_SECS=60
 T1=/dev/mapper/t1 T2=/dev/mapper/t2

@@ -8,6 +8,7 @@
 # the pool stayed rw. The default run uses one seeded probability (seed
 # printed); DMRS_SWEEP=all runs 1, 2, 5 and 10 percent.
 APPLIES="c rust"
+SLOW="c"
 
 FS=/sys/kernel/debug/failslab
 failslab_on() { # failslab_on PERCENT MODULE

@@ -24,6 +24,7 @@
 # and no missing region on rust; C's misses and open failures are reported
 # (CRASH-REPLAY-C-DEFECT). Summary lines: CRASH-REPLAY, SWEEP-SUMMARY.
 APPLIES="c rust"
+SLOW="c"
 SZ=4       # MiB per thin
 REG=64     # KiB per checked region (one data block)
 CR=/tmp/cr
