@@ -15,6 +15,7 @@ mod pool_message;
 mod pool_stats;
 mod pool_table;
 mod pool_target;
+mod reclaim;
 mod prison;
 pub mod table_line;
 mod thin;

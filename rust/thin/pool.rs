@@ -216,6 +216,8 @@ pub struct PoolCore {
     pub(crate) kcopyd: KcopydClient,
     /// The waker asks the worker for a commit of what changed.
     pub(crate) commit_due: AtomicBool,
+    /// A delete may be in progress (see `reclaim.rs`).
+    pub(crate) reclaim_due: AtomicBool,
     /// The mapped devices of the active thins (C `pool->active_thins`),
     /// and those the pool's suspend holds suspended.
     #[pin]
@@ -551,6 +553,7 @@ impl Pool {
                 jobs <- new_spinlock!(jobs),
                 kcopyd,
                 commit_due: AtomicBool::new(false),
+                reclaim_due: AtomicBool::new(true),
                 thins <- new_mutex!(ActiveThins::default()),
                 stats,
                 trim_lock <- new_mutex!(()),
@@ -662,6 +665,7 @@ impl Pool {
             st.low_water_triggered = false;
         }
         self.set_suspended(false);
+        self.core().reclaim_due.store(true, Ordering::Release);
         self.worker.queue();
         self.worker.queue_delayed_ms(COMMIT_PERIOD_MS);
     }

@@ -119,7 +119,9 @@ fn create_snap(st: &mut PoolState, args: &Args<'_>) -> Result {
 fn delete(st: &mut PoolState, args: &Args<'_>) -> Result {
     check_arg_count(args, 2)?;
     let id = dev_id(args, 1)?;
-    md(st.pmd.delete_thin_device(id)).inspect_err(|_| {
+    // A large thin is detached here and released by the worker (see
+    // `reclaim.rs`).
+    md(st.pmd.start_delete(id).map(|_| ())).inspect_err(|_| {
         dmwarn!("Deletion of thin device {} failed.", arg_str(args, 1));
     })
 }

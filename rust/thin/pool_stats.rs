@@ -26,6 +26,9 @@
 //! discards; `trim_at` and `trim_end` show where the running trim is (both
 //! 0 when none runs).
 //!
+//! `reclaimed` counts the mappings the worker released for deletes done in
+//! batches (`reclaim.rs`), `reclaim_batches` those batches.
+//!
 //! The counters are relaxed atomics: figures for a bench or an operator,
 //! not for synchronisation.
 
@@ -64,6 +67,8 @@ pub struct PoolStats {
     trim_runs: AtomicU64,
     trim_at: AtomicU64,
     trim_end: AtomicU64,
+    reclaimed: AtomicU64,
+    reclaim_batches: AtomicU64,
 }
 
 impl PoolStats {
@@ -87,6 +92,12 @@ impl PoolStats {
     pub fn trim_progress(&self, at: u64, end: u64) {
         self.trim_at.store(at, Ordering::Relaxed);
         self.trim_end.store(end, Ordering::Relaxed);
+    }
+
+    /// A batch of a delete released `mappings` mappings.
+    pub fn reclaimed(&self, mappings: u64) {
+        self.reclaimed.fetch_add(mappings, Ordering::Relaxed);
+        self.reclaim_batches.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A bio `map` deferred, and why.
@@ -133,6 +144,8 @@ impl fmt::Debug for PoolStats {
         writeln!(f, "trimmed {}", get(&self.trimmed))?;
         writeln!(f, "trim_runs {}", get(&self.trim_runs))?;
         writeln!(f, "trim_at {}", get(&self.trim_at))?;
-        write!(f, "trim_end {}", get(&self.trim_end))
+        writeln!(f, "trim_end {}", get(&self.trim_end))?;
+        writeln!(f, "reclaimed {}", get(&self.reclaimed))?;
+        write!(f, "reclaim_batches {}", get(&self.reclaim_batches))
     }
 }

@@ -363,10 +363,15 @@ impl Target for PoolTarget {
         if core.settle_retries() {
             self.pool.wake();
         }
-        if let (Ok(()), Some((b, e)), true) = (&r, freed, cmd.eq_ignore_ascii_case(b"delete")) {
-            // The delete is committed: its blocks may go (an error here
-            // leaves them for a later trim, and fails nothing).
-            let _ = core.trim(b, e);
+        if r.is_ok() && cmd.eq_ignore_ascii_case(b"delete") {
+            if let Some((b, e)) = freed {
+                // The delete is committed: its blocks may go (an error here
+                // leaves them for a later trim, and fails nothing).
+                let _ = core.trim(b, e);
+            }
+            // A large thin was only detached: the worker releases it.
+            core.reclaim_due.store(true, Ordering::Release);
+            self.pool.wake();
         }
         r
     }

@@ -7,7 +7,7 @@
 //! whose passdown finished, then the deferred bios (reads of unmapped blocks, provisioning, breaking
 //! sharing, discards, flushes), and last one commit for every flush or FUA
 //! bio that needs one (they share it), or the periodic commit the waker
-//! asked for.
+//! asked for, and last one batch of a delete in progress (`reclaim.rs`).
 //!
 //! Everything here runs on the pool's ordered workqueue in a [`noio`](crate::dm::noio)
 //! scope. The pool's state mutex is taken per metadata operation, so `map`
@@ -37,6 +37,8 @@ pub struct WorkState {
     flush_bios: BioList<ThinBio>,
     /// Overwrites to complete after a commit (they were FUA).
     flush_completions: BioList<ThinBio>,
+    /// What deletes in progress freed, for its discard (see `reclaim.rs`).
+    pub(crate) reclaim_trim: super::reclaim::ReclaimTrim,
 }
 
 /// The outcome of processing one deferred bio.
@@ -84,11 +86,12 @@ impl PoolCore {
         }
 
         self.process_commit(&mut ws);
+        let reclaiming = self.reclaim(&mut ws);
         // Space came back (a commit freed blocks, or the pool grew), or
         // the pool can no longer serve bios waiting for space.
         self.settle_retries();
         let pending = !self.deferred.lock().is_empty();
-        if (pending && self.prison_has_room()) || self.park_done(&mut ws) {
+        if (pending && self.prison_has_room()) || self.park_done(&mut ws) || reclaiming {
             w.queue();
         }
     }

@@ -16,6 +16,11 @@
 # thin; "IOPS" is MiB discarded per second) and bigmeta_randread4k (random
 # 4k reads over a thin of 2,097,152 mappings restored with thin_restore, on a
 # null_blk data device: metadata far beyond the Rust module's cache).
+# delete1m (issue 19) deletes a thin of 1,048,576 restored mappings while fio
+# reads another thin of the pool (4k random, iodepth 1, null_blk data); its
+# "IOPS" are those reads, and a DELETE table after the main one shows, per
+# run, the delete message's time, the time until the space was back in the
+# status line, and the worst and 99.9th-percentile read latency.
 # For each Rust run the table's last column is the share of bios `map`
 # deferred to the worker (debugfs stats: deferred/total).
 # `make bench BENCH_ARGS="BENCH_ROUNDS=2 BENCH_PROFILE='randread4k overwrite4k'"`
@@ -109,6 +114,49 @@ bigmeta() {
            dmsetup create bt --table "0 $((2097152 * 128)) $THIN_TARGET /dev/mapper/bpool 1" ;;
     esac
 }
+# delete_latency TARGET: prints "IOPS 0" of fio's reads of thin 2 while thin 1
+# (1 Mi mappings) is deleted, and appends "TARGET delete_ms space_ms
+# max_ms p999_ms" to /tmp/delete.txt.
+delete_latency() {
+    t=$1
+    [ $t != linear ] || { echo n/a; return; }
+    clean_slate
+    grep -q '^configfs ' /proc/modules || insmod /modules/configfs.ko || return 1
+    insmod /modules/null_blk.ko nr_devices=1 gb=128 bs=4096 queue_mode=2 irqmode=0 || return 1
+    IMPL=$t; . /tests/lib.sh; META=/dev/ram0
+    { echo '<superblock uuid="" time="0" transaction="1" flags="0" version="2" data_block_size="128" nr_data_blocks="2097152">'
+      echo '  <device dev_id="1" mapped_blocks="1048576" transaction="0" creation_time="0" snap_time="0">'
+      echo '    <range_mapping origin_begin="0" data_begin="0" length="1048576" time="0"/>'
+      echo '  </device>'
+      echo '  <device dev_id="2" mapped_blocks="16384" transaction="0" creation_time="0" snap_time="0">'
+      echo '    <range_mapping origin_begin="0" data_begin="1048576" length="16384" time="0"/>'
+      echo '  </device>'
+      echo '</superblock>'; } > /tmp/del.xml
+    thin_restore -i /tmp/del.xml -o $META >/dev/null 2>&1 || return 1
+    dmsetup create bpool --table "0 $((2097152 * 128)) $POOL_TARGET $META /dev/nullb0 128 0 1 no_discard_passdown" &&
+        dmsetup create bt --table "0 $((16384 * 128)) $THIN_TARGET /dev/mapper/bpool 2" || return 1
+    used() { dmsetup status bpool | awk '{print $6}' | cut -d/ -f1; }
+    fio --name=d --filename=/dev/mapper/bt --rw=randread --bs=4k --direct=1 --ioengine=psync \
+        --runtime=$((RUNTIME + 10)) --time_based --norandommap --output-format=json \
+        --percentile_list=99.9 > /tmp/del.json 2>/tmp/fio.err &
+    fp=$!
+    sleep 3
+    t0=$(uptime_cs)
+    dmsetup message /dev/mapper/bpool 0 "delete 1" || { wait $fp; echo n/a; return; }
+    t1=$(uptime_cs)
+    n=0
+    while [ "$(used)" -gt 16384 ] && [ $n -lt 3000 ]; do sleep 0.1; n=$((n + 1)); done
+    t2=$(uptime_cs)
+    wait $fp
+    awk -F: -v t=$t -v d=$(((t1 - t0) * 10)) -v s=$(((t2 - t0) * 10)) '
+        /"read" :/ { r = 1 } /"write" :/ { r = 0 }
+        r && /"iops" :/ && iops == "" { gsub(/[ ,]/, "", $2); iops = $2 }
+        r && /"99.900000"/ && p == "" { gsub(/[ ,]/, "", $2); p = $2 }
+        r && /"lat_ns"/ { l = 1 }
+        l && /"max"/ && m == "" { gsub(/[ ,]/, "", $2); m = $2 }
+        END { printf "%s %d %d %.1f %.1f\n", t, d, s, m / 1e6, p / 1e6 >> "/tmp/delete.txt"
+              printf "%d 0\n", iops }' /tmp/del.json
+}
 # make_dev TARGET: /dev/mapper/bt, a linear device or a fresh thin in a fresh pool.
 make_dev() {
     clean_slate
@@ -165,6 +213,8 @@ run_workload() {
             fill $dev $BIG
             ms_mark; t0=$(uptime_cs); blkdiscard -l $((1024 * 1048576)) $dev >&2 || { echo n/a; return; }; t1=$(uptime_cs)
             echo "$(( 1024 * 100 / (t1 - t0 + 1) )) 0" ;;
+        delete1m)
+            delete_latency $t 2>/tmp/del.out || { cat /tmp/del.out >&2; echo n/a; } ;;
         bigmeta_randread4k)
             bigmeta $t >/tmp/bigmeta.out 2>&1 || { cat /tmp/bigmeta.out >&2; echo n/a; return; }
             fio_run /dev/mapper/bt randread 4k --time_based --size=128G ;;
@@ -213,6 +263,13 @@ for w in $WORKLOADS; do
     printf 'BENCH %-18s %14s %14s %14s %8s %8s %8s %8s\n' $w "$l ($lc)" "$c ($cc)" "$rr ($rc)" \
         "$(ratio $rr $c)" "$(ratio $rr $l)" "$(ratio $c $l)" "$rd"
 done
+if [ -s /tmp/delete.txt ]; then
+    echo "BENCH DELETE of 1 Mi mappings while thin 2 is read (4k random, iodepth 1), per run:"
+    printf 'BENCH DELETE %-6s %12s %14s %14s %14s\n' target "message ms" "space back ms" "read max ms" "read p99.9 ms"
+    while read -r t d s m p; do
+        printf 'BENCH DELETE %-6s %12s %14s %14s %14s\n' $t $d $s $m $p
+    done < /tmp/delete.txt
+fi
 echo "BENCH total $(( $(date +%s) - start ))s; goals: rust/C >= 0.80 everywhere, rust/lin >= 0.90 for overwrite4k and randread4k"
 
 # Where the time goes: one more run per target under perf (cpu-clock samples

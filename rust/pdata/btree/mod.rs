@@ -629,7 +629,7 @@ impl<V: ValueType> Btree<V> {
         end_key: u64,
     ) -> Result<(u64, u64)> {
         self.check_keys(keys)?;
-        remove::remove_leaves(self, tm, ctx, root, keys, end_key)
+        remove::remove_leaves(self, tm, ctx, root, keys, end_key, u64::MAX)
     }
 
     /// Removes every last-level entry with key in `begin..end` under the
@@ -640,11 +640,29 @@ impl<V: ValueType> Btree<V> {
         &self,
         tm: &mut T,
         ctx: &mut V::Context,
-        mut root: u64,
+        root: u64,
         prefix: &[u64],
         begin: u64,
         end: u64,
     ) -> Result<(u64, u64)> {
+        let (root, count, _) = self.remove_range_at_most(tm, ctx, root, prefix, begin, end, u64::MAX)?;
+        Ok((root, count))
+    }
+
+    /// [`Self::remove_range`] that stops after `max` entries: returns the
+    /// new root, the number removed, and the key to go on from (`end` when
+    /// nothing in range is left).
+    #[allow(clippy::too_many_arguments)]
+    pub fn remove_range_at_most<T: Transaction>(
+        &self,
+        tm: &mut T,
+        ctx: &mut V::Context,
+        mut root: u64,
+        prefix: &[u64],
+        begin: u64,
+        end: u64,
+        max: u64,
+    ) -> Result<(u64, u64, u64)> {
         if prefix.len() + 1 != self.levels as usize || prefix.len() > 15 {
             return Err(Error::Invalid);
         }
@@ -656,6 +674,9 @@ impl<V: ValueType> Btree<V> {
         let mut begin = begin;
         let mut total = 0;
         while begin < end {
+            if total >= max {
+                return Ok((root, total, begin));
+            }
             keys[n - 1] = begin;
             let next = match self.lookup_next(tm, root, &keys[..n])? {
                 None => break,
@@ -665,7 +686,8 @@ impl<V: ValueType> Btree<V> {
                 break;
             }
             keys[n - 1] = next;
-            let (r, count) = self.remove_leaves(tm, ctx, root, &mut keys[..n], end)?;
+            self.check_keys(&keys[..n])?;
+            let (r, count) = remove::remove_leaves(self, tm, ctx, root, &mut keys[..n], end, max - total)?;
             root = r;
             total += count;
             begin = keys[n - 1];
@@ -674,7 +696,7 @@ impl<V: ValueType> Btree<V> {
                 return Err(Error::Invalid);
             }
         }
-        Ok((root, total))
+        Ok((root, total, end))
     }
 
     /// `dm_btree_del`: drops this tree's reference to `root`, and, for each

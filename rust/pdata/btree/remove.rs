@@ -543,9 +543,10 @@ pub(crate) fn remove_leaves<V: ValueType, T: Transaction>(
     mut root: u64,
     keys: &mut [u64],
     end_key: u64,
+    max: u64,
 ) -> Result<(u64, u64)> {
     let mut count = 0;
-    loop {
+    while count < max {
         let mut s = ShadowSpine::new(root);
         let r = remove_one(bt, tm, ctx, &mut s, root, keys, end_key);
         root = s.root();

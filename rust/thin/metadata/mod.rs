@@ -126,6 +126,7 @@
 #![forbid(unsafe_code)]
 
 pub mod block_time;
+pub mod deleting;
 pub mod device_details;
 pub mod error;
 pub mod in_flight;
@@ -135,6 +136,7 @@ pub mod thin_device;
 pub mod value_types;
 
 pub use block_time::BlockTime;
+pub use deleting::Reclaimed;
 pub use device_details::DeviceDetails;
 pub use error::{Error, Result};
 pub use pool_metadata::PoolMetadata;

@@ -119,6 +119,10 @@ pub struct PoolMetadata<D: BlockDevice> {
     /// Data-block references kept out of commits while their I/O is in
     /// flight (see [`super::in_flight`]).
     pub(super) in_flight: Vec<(u64, u64)>,
+    /// Devices being deleted, oldest first (see [`super::deleting`]).
+    pub(super) deleting: Vec<ThinId>,
+    /// Commits written since the open.
+    pub(super) commits: u64,
 }
 
 fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
@@ -188,6 +192,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
             version: THIN_VERSION,
             uuid: [0; 16],
             in_flight: Vec::with_capacity(IN_FLIGHT_RESERVE)?,
+            deleting: Vec::new(),
+            commits: 0,
         };
         if unformatted {
             if !format_device {
@@ -203,6 +209,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         }
         pmd.begin_transaction()?;
         pmd.set_metadata_reserve();
+        pmd.find_deleting()?;
         Ok(pmd)
     }
 
@@ -366,6 +373,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         for td in self.devices.iter_mut() {
             td.changed = false;
         }
+        self.commits = self.commits.wrapping_add(1);
         Ok(())
     }
 
@@ -493,7 +501,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
                 self.devices.remove(i);
             }
         }
-        self.begin_transaction()
+        self.begin_transaction()?;
+        self.find_deleting()
     }
 
     fn lookup_details_after_abort(&mut self, id: ThinId) -> Result<Option<DeviceDetails>> {
@@ -562,7 +571,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(self.devices.len() - 1)
     }
 
-    fn device_exists(&mut self, dev: ThinId) -> Result<bool> {
+    pub(super) fn device_exists(&mut self, dev: ThinId) -> Result<bool> {
         if self.devices.iter().any(|td| td.id == dev) {
             return Ok(true);
         }
@@ -625,6 +634,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         if self.device_exists(dev)? {
             return Err(Error::Exists);
         }
+        if self.is_being_deleted(origin) {
+            return Err(Error::NoSuchDevice);
+        }
         let root = self.root;
         let pd = self.pd()?;
         let origin_root = TOP_LEVEL
@@ -671,6 +683,8 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// `dm_pool_delete_thin_device`: removes a device, its details and its
     /// whole mapping tree (data blocks no longer referenced become free at
     /// the next commit). `Busy` if the device is open.
+    ///
+    /// A device being deleted (see [`super::deleting`]) goes at once.
     pub fn delete_thin_device(&mut self, dev: ThinId) -> Result<()> {
         self.write_begin()?;
         let i = self.get_device(dev)?.ok_or(Error::NoSuchDevice)?;
@@ -688,6 +702,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         if !found {
             return Err(Error::Corrupt);
         }
+        if let Some(k) = self.deleting.iter().position(|&d| d == dev) {
+            self.deleting.remove(k);
+        }
         Ok(())
     }
 
@@ -696,6 +713,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
     pub fn open_thin_device(&mut self, dev: ThinId) -> Result<()> {
         if self.pd.is_none() {
             return Err(Error::FailIo);
+        }
+        // A device being deleted is no longer the user's.
+        if self.is_being_deleted(dev) {
+            return Err(Error::NoSuchDevice);
         }
         let i = self.get_device(dev)?.ok_or(Error::NoSuchDevice)?;
         if let Some(td) = self.devices.get_mut(i) {
@@ -709,6 +730,12 @@ impl<D: BlockDevice> PoolMetadata<D> {
         if let Some(td) = self.devices.iter_mut().find(|td| td.id == dev) {
             td.open_count = td.open_count.saturating_sub(1);
         }
+    }
+
+    /// How many commits were written since the open: a change made when
+    /// this was `n` is on disk once it is above `n`.
+    pub fn commits(&self) -> u64 {
+        self.commits
     }
 
     /// `dm_pool_set_metadata_transaction_id`: `current_id` must match.

@@ -275,10 +275,22 @@ impl<D: BlockDevice> PoolMetadata<D> {
     }
 
     /// `dm_thin_remove_range`: unmaps every virtual block of `dev` in
-    /// `begin..end`. The device's tree is taken out of the top level while
-    /// it is trimmed (one extra reference keeps it alive), then put back.
-    /// Returns how many mappings went.
+    /// `begin..end`. Returns how many mappings went.
     pub fn remove_range(&mut self, dev: ThinId, begin: u64, end: u64) -> Result<u64> {
+        Ok(self.remove_range_at_most(dev, begin, end, u64::MAX)?.0)
+    }
+
+    /// [`Self::remove_range`] that stops after `max` mappings: returns how
+    /// many went and the block to go on from (`end` once none is left in
+    /// the range). The device's tree is taken out of the top level while
+    /// it is trimmed (one extra reference keeps it alive), then put back.
+    pub fn remove_range_at_most(
+        &mut self,
+        dev: ThinId,
+        begin: u64,
+        end: u64,
+        max: u64,
+    ) -> Result<(u64, u64)> {
         self.write_begin()?;
         let i = self.device_index(dev)?;
         let root = self.root;
@@ -290,13 +302,14 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let (r, _) = TOP_LEVEL.remove(&mut pd.tm, &mut pd.data_sm, root, &[dev])?;
         self.root = r;
         let pd = self.pd()?;
-        let (mapping_root, count) = BOTTOM_LEVEL.remove_range(
+        let (mapping_root, count, next) = BOTTOM_LEVEL.remove_range_at_most(
             &mut pd.tm,
             &mut pd.data_sm,
             mapping_root,
             &[],
             begin,
             end,
+            max,
         )?;
         let td = self.devices.get_mut(i).ok_or(Error::Corrupt)?;
         td.mapped_blocks = td.mapped_blocks.checked_sub(count).ok_or(Error::Corrupt)?;
@@ -304,7 +317,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let root = self.root;
         let pd = self.pd()?;
         self.root = TOP_LEVEL.insert(&mut pd.tm, &mut pd.data_sm, root, &[dev], &mapping_root)?;
-        Ok(count)
+        Ok((count, next))
     }
 
     /// `dm_thin_get_mapped_count`.
