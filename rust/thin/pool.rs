@@ -330,6 +330,12 @@ impl PoolState {
         }
     }
 
+    /// Whether the worker may change the metadata on its own (write mode,
+    /// not shut down).
+    pub fn may_change(&self) -> bool {
+        self.mode == PoolMode::Write && !self.closed
+    }
+
     /// C `abort_transaction`.
     fn abort_transaction(&mut self, name: &str) {
         dmerr!("{}: aborting current metadata transaction", name);

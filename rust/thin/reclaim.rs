@@ -29,7 +29,7 @@
 //! abort, and the first open, where a crash may have left a delete
 //! half-done).
 
-use super::pool::{PoolCore, PoolMode};
+use super::pool::PoolCore;
 use crate::dm::dminfo;
 use super::worker::WorkState;
 use core::sync::atomic::Ordering;
@@ -61,6 +61,11 @@ impl PoolCore {
     /// One batch of a delete in progress, and the discards of what earlier
     /// batches freed. Returns whether the worker should run again.
     pub(crate) fn reclaim(&self, ws: &mut WorkState) -> bool {
+        // A suspended pool changes nothing and discards nothing; its
+        // resume wakes the worker again.
+        if self.is_suspended() {
+            return false;
+        }
         let mut again = self.reclaim_batch(ws);
         let rt = &mut ws.reclaim_trim;
         if let Some((b, e)) = rt.ready {
@@ -95,7 +100,7 @@ impl PoolCore {
             self.reclaim_due.store(false, Ordering::Release);
             return false;
         }
-        if st.mode() != PoolMode::Write || self.is_suspended() {
+        if !st.may_change() || self.is_suspended() {
             return false;
         }
         match st.pmd.reclaim_deleted(RECLAIM_BATCH) {

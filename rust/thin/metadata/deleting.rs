@@ -26,7 +26,7 @@
 //! pool, and the next open finds the marked device and goes on
 //! ([`PoolMetadata::deleting`]).
 //!
-//! The mark is in the details C keeps but never reads: `transaction_id` and
+//! The mark is in the details C carries but never acts on: `transaction_id` and
 //! `creation_time` both at their maximum, [`DELETING`]. C writes the pool's
 //! transaction id and pool time there when it creates a device, so a real
 //! device carries the mark only after four billion snapshots *and* a
