@@ -127,10 +127,13 @@
 
 pub mod block_time;
 pub mod deleting;
+pub mod devices;
 pub mod device_details;
 pub mod error;
 pub mod in_flight;
+pub mod metadata_snap;
 pub mod pool_metadata;
+pub mod space;
 pub mod superblock;
 pub mod thin_device;
 pub mod value_types;

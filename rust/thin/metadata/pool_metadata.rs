@@ -1,9 +1,13 @@
 //! The pool's metadata as a whole (`struct dm_pool_metadata`): open or
-//! format, commit and abort, device creation and deletion, metadata
-//! snapshots, space accounting.
+//! format, commit and abort, the transaction id, read-only and
+//! `needs_check`.
 //!
-//! Per-device operations (lookups, inserts, removals) are in
-//! [`super::thin_device`].
+//! Its other operations live beside it, one file each: devices (create,
+//! snapshot, delete, open) in [`super::devices`], deletes done in batches
+//! in [`super::deleting`], per-device lookups, inserts and removals in
+//! [`super::thin_device`], space accounting in [`super::space`], metadata
+//! snapshots in [`super::metadata_snap`], references in flight in
+//! [`super::in_flight`].
 //!
 //! # Commits
 //!
@@ -49,7 +53,7 @@ use super::superblock::{
     THIN_METADATA_NEEDS_CHECK_FLAG, THIN_SUPERBLOCK_LOCATION, THIN_VERSION,
 };
 use super::thin_device::{ThinDevice, ThinId};
-use super::value_types::{DETAILS_TREE, MAPPING_TREE, TOP_LEVEL};
+use super::value_types::{DETAILS_TREE, MAPPING_TREE};
 use crate::pdata::alloc::Vec;
 use crate::pdata::block_device::{BlockDevice, BLOCK_SIZE};
 use crate::pdata::block_manager::BlockManager;
@@ -302,7 +306,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
 
     /// `__set_metadata_reserve`: a tenth of the metadata device, at most
     /// 16 MiB, is never reported as free.
-    fn set_metadata_reserve(&mut self) {
+    pub(super) fn set_metadata_reserve(&mut self) {
         self.metadata_reserve = match &self.pd {
             Some(pd) => MAX_METADATA_RESERVE.min(pd.tm.nr_blocks() / 10),
             None => MAX_METADATA_RESERVE,
@@ -358,7 +362,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// `__commit_transaction`: every commit goes through here (commit,
     /// metadata snapshot, close). The pre-commit barrier runs first, before
     /// anything is written, as C runs `pre_commit_fn`.
-    fn commit_transaction(&mut self) -> Result<()> {
+    pub(super) fn commit_transaction(&mut self) -> Result<()> {
         if !self.in_service {
             return Ok(());
         }
@@ -538,200 +542,6 @@ impl<D: BlockDevice> PoolMetadata<D> {
         self.pd.take().map(|pd| pd.tm.into_bm().into_device())
     }
 
-    /// `__open_device` with `create = false`: index of `dev` in the in-core
-    /// list, loading its details if needed. `None` if no such device.
-    pub(super) fn get_device(&mut self, dev: ThinId) -> Result<Option<usize>> {
-        // In-core device state is stale in the failed state too.
-        if self.pd.is_none() {
-            return Err(Error::FailIo);
-        }
-        if let Some(i) = self.devices.iter().position(|td| td.id == dev) {
-            return Ok(Some(i));
-        }
-        let details_root = self.details_root;
-        let pd = self.pd()?;
-        let Some(b) = DETAILS_TREE.lookup(&mut pd.tm, details_root, &[dev])? else {
-            return Ok(None);
-        };
-        let d = DeviceDetails::unpack(&b).ok_or(Error::Corrupt)?;
-        let mut td = ThinDevice::new(dev);
-        td.load(&d);
-        self.devices.push(td)?;
-        Ok(Some(self.devices.len() - 1))
-    }
-
-    /// `__open_device` with `create = true` for a device known not to exist.
-    fn new_device(&mut self, dev: ThinId) -> Result<usize> {
-        let mut td = ThinDevice::new(dev);
-        td.changed = true;
-        td.transaction_id = self.trans_id;
-        td.creation_time = self.time;
-        td.snapshotted_time = self.time;
-        self.devices.push(td)?;
-        Ok(self.devices.len() - 1)
-    }
-
-    pub(super) fn device_exists(&mut self, dev: ThinId) -> Result<bool> {
-        if self.devices.iter().any(|td| td.id == dev) {
-            return Ok(true);
-        }
-        let details_root = self.details_root;
-        let pd = self.pd()?;
-        Ok(DETAILS_TREE
-            .lookup(&mut pd.tm, details_root, &[dev])?
-            .is_some())
-    }
-
-    /// `dm_pool_create_thin`: a new, empty thin device.
-    ///
-    /// Either the device exists afterwards or nothing changed: room in the
-    /// in-core device list is made before the trees change, and a device
-    /// that still cannot be listed is taken out of the mapping tree again
-    /// (C `__create_thin`).
-    pub fn create_thin(&mut self, dev: ThinId) -> Result<()> {
-        self.write_begin()?;
-        if self.device_exists(dev)? {
-            return Err(Error::Exists);
-        }
-        self.devices.reserve(1)?;
-        let root = self.root;
-        let pd = self.pd()?;
-        let dev_root = super::value_types::BOTTOM_LEVEL.empty(&mut pd.tm)?;
-        match TOP_LEVEL.insert(&mut pd.tm, &mut pd.data_sm, root, &[dev], &dev_root) {
-            Ok(r) => self.root = r,
-            Err(e) => {
-                let _ = super::value_types::BOTTOM_LEVEL.del(&mut pd.tm, &mut pd.data_sm, dev_root);
-                return Err(e.into());
-            }
-        }
-        if let Err(e) = self.new_device(dev) {
-            self.unlink_new_device(dev);
-            return Err(e);
-        }
-        Ok(())
-    }
-
-    /// Takes a device whose creation failed after its top-level entry was
-    /// inserted out of the mapping tree again; dropping the entry drops
-    /// its subtree's reference (C: `dm_btree_remove` on the `bad:` path).
-    fn unlink_new_device(&mut self, dev: ThinId) {
-        let root = self.root;
-        if let Ok(pd) = self.pd() {
-            if let Ok((r, _)) = TOP_LEVEL.remove(&mut pd.tm, &mut pd.data_sm, root, &[dev]) {
-                self.root = r;
-            }
-        }
-    }
-
-    /// `dm_pool_create_snap`: a new device `dev` sharing every mapping of
-    /// `origin`. The pool time goes up so that both devices see the shared
-    /// mappings as older than their last snapshot.
-    ///
-    /// Either the snapshot exists afterwards or nothing changed (trees,
-    /// pool time, the origin's snapshot time), as for [`Self::create_thin`].
-    pub fn create_snap(&mut self, dev: ThinId, origin: ThinId) -> Result<()> {
-        self.write_begin()?;
-        if self.device_exists(dev)? {
-            return Err(Error::Exists);
-        }
-        if self.is_being_deleted(origin) {
-            return Err(Error::NoSuchDevice);
-        }
-        let root = self.root;
-        let pd = self.pd()?;
-        let origin_root = TOP_LEVEL
-            .lookup(&mut pd.tm, root, &[origin])?
-            .ok_or(Error::NoSuchDevice)?;
-        let oi = self.get_device(origin)?.ok_or(Error::Corrupt)?;
-        self.devices.reserve(1)?;
-        let pd = self.pd()?;
-        // Clone the origin's tree: one more reference to its root will do.
-        pd.tm.inc(origin_root)?;
-        match TOP_LEVEL.insert(&mut pd.tm, &mut pd.data_sm, root, &[dev], &origin_root) {
-            Ok(r) => self.root = r,
-            Err(e) => {
-                let _ = pd.tm.dec(origin_root);
-                return Err(e.into());
-            }
-        }
-        let old_time = self.time;
-        self.time = self.time.wrapping_add(1);
-        let time = self.time;
-        let si = match self.new_device(dev) {
-            Ok(si) => si,
-            Err(e) => {
-                self.time = old_time;
-                self.unlink_new_device(dev);
-                return Err(e);
-            }
-        };
-        let mapped = match self.devices.get_mut(oi) {
-            Some(o) => {
-                o.changed = true;
-                o.snapshotted_time = time;
-                o.mapped_blocks
-            }
-            None => return Err(Error::Corrupt),
-        };
-        if let Some(s) = self.devices.get_mut(si) {
-            s.mapped_blocks = mapped;
-            s.snapshotted_time = time;
-        }
-        Ok(())
-    }
-
-    /// `dm_pool_delete_thin_device`: removes a device, its details and its
-    /// whole mapping tree (data blocks no longer referenced become free at
-    /// the next commit). `Busy` if the device is open.
-    ///
-    /// A device being deleted (see [`super::deleting`]) goes at once.
-    pub fn delete_thin_device(&mut self, dev: ThinId) -> Result<()> {
-        self.write_begin()?;
-        let i = self.get_device(dev)?.ok_or(Error::NoSuchDevice)?;
-        if self.devices.get(i).is_some_and(|td| td.open_count > 0) {
-            return Err(Error::Busy);
-        }
-        self.devices.remove(i);
-        let (root, details_root) = (self.root, self.details_root);
-        let pd = self.pd()?;
-        let (dr, _) = DETAILS_TREE.remove(&mut pd.tm, &mut (), details_root, &[dev])?;
-        self.details_root = dr;
-        let pd = self.pd()?;
-        let (r, found) = TOP_LEVEL.remove(&mut pd.tm, &mut pd.data_sm, root, &[dev])?;
-        self.root = r;
-        if !found {
-            return Err(Error::Corrupt);
-        }
-        if let Some(k) = self.deleting.iter().position(|&d| d == dev) {
-            self.deleting.remove(k);
-        }
-        Ok(())
-    }
-
-    /// `dm_pool_open_thin_device`: holds `dev` open (it cannot be deleted
-    /// while open). Pair with [`Self::close_thin_device`].
-    pub fn open_thin_device(&mut self, dev: ThinId) -> Result<()> {
-        if self.pd.is_none() {
-            return Err(Error::FailIo);
-        }
-        // A device being deleted is no longer the user's.
-        if self.is_being_deleted(dev) {
-            return Err(Error::NoSuchDevice);
-        }
-        let i = self.get_device(dev)?.ok_or(Error::NoSuchDevice)?;
-        if let Some(td) = self.devices.get_mut(i) {
-            td.open_count = td.open_count.saturating_add(1);
-        }
-        Ok(())
-    }
-
-    /// `dm_pool_close_thin_device`.
-    pub fn close_thin_device(&mut self, dev: ThinId) {
-        if let Some(td) = self.devices.iter_mut().find(|td| td.id == dev) {
-            td.open_count = td.open_count.saturating_sub(1);
-        }
-    }
-
     /// How many commits were written since the open: a change made when
     /// this was `n` is on disk once it is above `n`.
     pub fn commits(&self) -> u64 {
@@ -762,182 +572,6 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// Data block size in 512-byte sectors.
     pub fn data_block_size(&self) -> u32 {
         self.data_block_size
-    }
-
-    /// `dm_pool_reserve_metadata_snap`: commits, then keeps a copy of the
-    /// superblock whose trees stay referenced until released, so userspace
-    /// can read a consistent image of a live pool. Recorded in the
-    /// superblock at the next commit.
-    pub fn reserve_metadata_snap(&mut self) -> Result<()> {
-        self.write_begin()?;
-        if self.held_root != 0 {
-            return Err(Error::MetadataSnapExists);
-        }
-        self.commit_transaction()?;
-        let pd = self.pd()?;
-        pd.tm.inc(THIN_SUPERBLOCK_LOCATION)?;
-        let (copy, inc) = match pd.tm.shadow_block(THIN_SUPERBLOCK_LOCATION, &SB_VALIDATOR) {
-            Ok(x) => x,
-            Err(e) => {
-                let _ = pd.tm.dec(THIN_SUPERBLOCK_LOCATION);
-                return Err(e.into());
-            }
-        };
-        let held_root = copy.location();
-        let block = pd.tm.bm().data_mut(&copy);
-        let parsed = Superblock::unpack(block).and_then(|mut sb| {
-            sb.data_space_map_root = [0; SPACE_MAP_ROOT_SIZE];
-            sb.metadata_space_map_root = [0; SPACE_MAP_ROOT_SIZE];
-            sb.pack(block)?;
-            Ok(sb)
-        });
-        pd.tm.bm().unlock_write(copy);
-        let sb = parsed?;
-        if !inc {
-            return Err(Error::Corrupt);
-        }
-        pd.tm.inc(sb.data_mapping_root)?;
-        pd.tm.inc(sb.device_details_root)?;
-        self.held_root = held_root;
-        Ok(())
-    }
-
-    /// `dm_pool_release_metadata_snap`: drops the metadata snapshot.
-    pub fn release_metadata_snap(&mut self) -> Result<()> {
-        self.write_begin()?;
-        let held_root = self.held_root;
-        if held_root == 0 {
-            return Err(Error::NoMetadataSnap);
-        }
-        let pd = self.pd()?;
-        let sb = lock_superblock_at(&mut pd.tm, held_root)?;
-        self.held_root = 0;
-        let pd = self.pd()?;
-        MAPPING_TREE.del(&mut pd.tm, &mut pd.data_sm, sb.data_mapping_root)?;
-        DETAILS_TREE.del(&mut pd.tm, &mut (), sb.device_details_root)?;
-        pd.tm.dec(held_root)?;
-        Ok(())
-    }
-
-    /// `dm_pool_get_metadata_snap`: the held root, `None` if there is none.
-    pub fn metadata_snap(&self) -> Result<Option<u64>> {
-        self.pd.as_ref().ok_or(Error::FailIo)?;
-        Ok(if self.held_root == 0 {
-            None
-        } else {
-            Some(self.held_root)
-        })
-    }
-
-    /// `dm_pool_alloc_data_block`: a free data block with one reference,
-    /// `None` if the data device is full. The block becomes a mapping
-    /// through [`Self::insert_block`], which takes over the reference.
-    pub fn alloc_data_block(&mut self) -> Result<Option<u64>> {
-        self.write_begin()?;
-        let pd = self.pd()?;
-        Ok(pd.data_sm.new_block(&mut pd.tm)?)
-    }
-
-    /// `dm_pool_block_is_shared`: whether data block `b` has more than one
-    /// reference.
-    pub fn block_is_shared(&mut self, b: u64) -> Result<bool> {
-        let pd = self.pd()?;
-        Ok(pd.data_sm.get_count(&mut pd.tm, b)? > 1)
-    }
-
-    /// The reference count of data block `b`.
-    pub fn data_block_count(&mut self, b: u64) -> Result<u32> {
-        let pd = self.pd()?;
-        Ok(pd.data_sm.get_count(&mut pd.tm, b)?)
-    }
-
-    /// `dm_pool_inc_data_range`: one more reference to each block of `b..e`.
-    pub fn inc_data_range(&mut self, b: u64, e: u64) -> Result<()> {
-        self.write_begin()?;
-        let pd = self.pd()?;
-        for x in b..e {
-            pd.data_sm.inc(&mut pd.tm, x)?;
-        }
-        Ok(())
-    }
-
-    /// `dm_pool_dec_data_range`: one reference less to each block of `b..e`.
-    pub fn dec_data_range(&mut self, b: u64, e: u64) -> Result<()> {
-        self.write_begin()?;
-        let pd = self.pd()?;
-        for x in b..e {
-            pd.data_sm.dec(&mut pd.tm, x)?;
-        }
-        Ok(())
-    }
-
-    /// `dm_pool_changed_this_transaction`: whether any device changed.
-    pub fn changed_this_transaction(&self) -> bool {
-        self.devices.iter().any(|td| td.changed)
-    }
-
-    /// `dm_pool_get_free_block_count`: free data blocks.
-    pub fn free_data_blocks(&self) -> Result<u64> {
-        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
-        Ok(pd.data_sm.nr_free())
-    }
-
-    /// `dm_pool_get_data_dev_size`: data blocks in the pool, including a
-    /// resize not yet committed.
-    pub fn data_dev_size(&self) -> Result<u64> {
-        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
-        Ok(self
-            .data_nr_blocks_pending
-            .unwrap_or(pd.data_sm.nr_blocks()))
-    }
-
-    /// `dm_pool_get_free_metadata_block_count`: free metadata blocks minus
-    /// the reserve kept for commits.
-    pub fn free_metadata_blocks(&self) -> Result<u64> {
-        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
-        Ok(pd.tm.nr_free().saturating_sub(self.metadata_reserve))
-    }
-
-    /// `dm_pool_get_metadata_dev_size`: metadata blocks in the pool.
-    pub fn metadata_dev_size(&self) -> Result<u64> {
-        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
-        Ok(pd.tm.nr_blocks())
-    }
-
-    /// `dm_pool_resize_data_dev`: grows the data space map (never shrinks).
-    ///
-    /// The pool target commits right after resizing; the new blocks can be
-    /// allocated at once.
-    pub fn resize_data_dev(&mut self, new_count: u64) -> Result<()> {
-        self.write_begin()?;
-        let old = self.data_dev_size()?;
-        if new_count == old {
-            return Ok(());
-        }
-        if new_count < old {
-            return Err(Error::CannotShrink);
-        }
-        let pd = self.pd()?;
-        pd.data_sm.extend(&mut pd.tm, new_count - old)?;
-        self.data_nr_blocks_pending = Some(new_count);
-        Ok(())
-    }
-
-    /// `dm_pool_resize_metadata_dev`: grows the metadata space map to
-    /// `new_count` blocks (the device must already be that large).
-    pub fn resize_metadata_dev(&mut self, new_count: u64) -> Result<()> {
-        self.write_begin()?;
-        let pd = self.pd()?;
-        let old = pd.tm.nr_blocks();
-        if new_count == old {
-            return Ok(());
-        }
-        if new_count < old {
-            return Err(Error::CannotShrink);
-        }
-        pd.tm.extend_metadata(new_count - old)?;
-        self.set_metadata_reserve();
-        Ok(())
     }
 
     /// `dm_pool_metadata_read_only`: refuse every later change and commit.
@@ -1004,70 +638,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(r?)
     }
 
-    /// `dm_pool_register_metadata_threshold`: watch for free metadata
-    /// blocks dropping to `threshold`. The C callback becomes polling: the
-    /// pool calls [`Self::take_metadata_threshold_events`] after changes.
-    pub fn register_metadata_threshold(&mut self, threshold: u64) -> Result<()> {
-        let pd = self.pd()?;
-        pd.tm.set_metadata_threshold(threshold);
-        self.metadata_threshold = Some(threshold);
-        Ok(())
-    }
-
-    /// How many times free metadata dropped to the registered threshold
-    /// since the last call (once per crossing).
-    pub fn take_metadata_threshold_events(&mut self) -> u32 {
-        match self.pd.as_mut() {
-            Some(pd) => pd.tm.take_threshold_events(),
-            None => 0,
-        }
-    }
-
     /// `dm_pool_metadata_needs_check`.
     pub fn needs_check(&self) -> bool {
         self.flags & THIN_METADATA_NEEDS_CHECK_FLAG != 0
-    }
-
-    /// Every device with its details as they stand in this transaction,
-    /// in id order (`thin_dump`, `thin_ls`): the details tree overlaid with
-    /// the in-core state of devices changed or created since the commit.
-    pub fn walk_devices<F>(&mut self, mut f: F) -> Result<()>
-    where
-        F: FnMut(ThinId, &DeviceDetails) -> Result<()>,
-    {
-        let details_root = self.details_root;
-        let pd = self.pd.as_mut().ok_or(Error::FailIo)?;
-        let devices = &self.devices;
-        let mut all: Vec<(ThinId, DeviceDetails)> = Vec::new();
-        let mut err = None;
-        let r = DETAILS_TREE.walk(&mut pd.tm, details_root, |keys, v| {
-            let id = keys.first().copied().unwrap_or(0);
-            let d = match devices.iter().find(|td| td.id == id) {
-                Some(td) => td.details(),
-                None => DeviceDetails::unpack(v).ok_or(crate::pdata::error::Error::ValueSize)?,
-            };
-            all.push((id, d))
-                .inspect_err(|e| err = Some(Error::from(*e)))
-        });
-        if let Some(e) = err {
-            return Err(e);
-        }
-        r?;
-        // Devices created in this transaction are not in the tree yet.
-        let known = all.len();
-        for td in devices.iter() {
-            let listed = all
-                .get(..known)
-                .is_some_and(|a| a.iter().any(|(id, _)| *id == td.id));
-            if !listed {
-                all.push((td.id, td.details()))?;
-            }
-        }
-        all.sort_unstable_by_key(|(id, _)| *id);
-        for (id, d) in all.iter() {
-            f(*id, d)?;
-        }
-        Ok(())
     }
 
     /// Read-only view of the superblock fields that describe the pool.
@@ -1101,14 +674,4 @@ pub struct SuperblockInfo {
     pub version: u32,
     /// The uuid bytes (zero unless a tool set them).
     pub uuid: [u8; 16],
-}
-
-fn lock_superblock_at<D: BlockDevice>(
-    tm: &mut TransactionManager<D>,
-    b: u64,
-) -> Result<Superblock> {
-    let l = tm.read_lock(b, &SB_VALIDATOR)?;
-    let sb = Superblock::unpack(tm.bm().data(&l));
-    tm.bm().unlock(l);
-    sb
 }
