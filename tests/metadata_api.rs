@@ -525,3 +525,38 @@ fn failed_abort_fails_the_pool() {
     assert_eq!(p.close(), Ok(()));
     assert!(p.into_device().is_none());
 }
+
+/// The shrinker's calls: clean blocks go (a cold lookup then needs I/O),
+/// dirty ones stay until the commit, and every lookup still answers.
+#[test]
+fn shrinking_the_cache_keeps_every_mapping_and_every_change() {
+    let mut p = pool(10_000);
+    p.create_thin(1).unwrap();
+    let mut blocks = Vec::new();
+    for v in 0..3000 {
+        blocks.push(provision(&mut p, 1, v));
+    }
+    p.commit().unwrap();
+    for v in 0..3000 {
+        p.find_block(1, v, true).unwrap();
+    }
+    let n = p.cache_shrinkable();
+    assert!(n > 10, "a warm cache has clean blocks: {n}");
+    // An uncommitted change: its blocks are dirty and must survive.
+    let extra = provision(&mut p, 1, 5000);
+    let dirty_left = p.cache_shrinkable();
+    assert_eq!(p.shrink_cache(usize::MAX), dirty_left);
+    assert_eq!(p.cache_shrinkable(), 0);
+    assert_eq!(p.find_block(1, 100, false), Err(Error::WouldBlock), "cold after the shrink");
+    for (v, &b) in blocks.iter().enumerate() {
+        let r = p.find_block(1, v as u64, true).unwrap().unwrap();
+        assert_eq!(r.block, b, "block {v}");
+    }
+    assert!(p.cache_shrinkable() > 0, "the cache fills again");
+    // Shrinking in small steps frees no more than asked.
+    assert_eq!(p.shrink_cache(3), 3);
+    p.commit().unwrap();
+    let mut p = reopen(p);
+    assert_eq!(p.find_block(1, 5000, true).unwrap().unwrap().block, extra);
+    assert_eq!(p.mapped_count(1).unwrap(), 3001);
+}

@@ -14,6 +14,7 @@
 #include <linux/fs.h>
 #include <linux/file.h>
 #include <linux/sched/mm.h>
+#include <linux/shrinker.h>
 
 /* Constants defined through casts, which bindgen cannot read as macros. */
 const blk_mode_t DMRS_CONST_BLK_OPEN_READ = BLK_OPEN_READ;
@@ -29,6 +30,7 @@ const blk_status_t DMRS_CONST_BLK_STS_NOTSUPP = BLK_STS_NOTSUPP;
 const blk_status_t DMRS_CONST_BLK_STS_DM_REQUEUE = BLK_STS_DM_REQUEUE;
 /* drivers/md/dm.h, which is private to dm: the flag status() gets for --noflush. */
 const unsigned int DMRS_CONST_DM_STATUS_NOFLUSH_FLAG = 1 << 0;
+const unsigned long DMRS_CONST_SHRINK_STOP = SHRINK_STOP;
 
 /* drivers/md/dm.h, private to dm but exported (GPL), as C dm-thin uses them. */
 void dm_internal_suspend_noflush(struct mapped_device *md);
@@ -38,6 +40,12 @@ void dm_internal_resume(struct mapped_device *md);
 const char *dmrs_pool_target_name(void);
 const char *dmrs_thin_target_name(void);
 unsigned int dmrs_no_space_timeout(void);
+unsigned long dmrs_metadata_cache_blocks(void);
+struct shrinker *dmrs_shrinker_create(const char *name,
+				      unsigned long (*count)(struct shrinker *, struct shrink_control *),
+				      unsigned long (*scan)(struct shrinker *, struct shrink_control *),
+				      void *private_data);
+void dmrs_shrinker_free(struct shrinker *s);
 void dmrs_bio_set_dev(struct bio *bio, struct block_device *bdev);
 struct workqueue_struct *dmrs_alloc_ordered_workqueue(const char *name);
 unsigned int dmrs_major(dev_t dev);

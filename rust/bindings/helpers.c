@@ -23,6 +23,8 @@
 #include <linux/sched/mm.h>
 #include <linux/dm-kcopyd.h>
 #include <linux/wait_bit.h>
+#include <linux/shrinker.h>
+#include <linux/sizes.h>
 
 #include "bindings_helper.h"
 
@@ -42,6 +44,49 @@ MODULE_PARM_DESC(no_space_timeout, "Out of data space queue IO timeout in second
 unsigned int dmrs_no_space_timeout(void)
 {
 	return READ_ONCE(no_space_timeout_secs);
+}
+
+/*
+ * Metadata cache of each pool opened from now on, in MiB. 0: dm-bufio's
+ * default share of memory (DM_BUFIO_MEMORY_PERCENT, 2% of RAM), at least
+ * 16 MiB. Blocks are cached as they are used, and clean ones are given
+ * back under memory pressure (the pool's shrinker).
+ */
+static unsigned int metadata_cache_mb;
+module_param(metadata_cache_mb, uint, 0644);
+MODULE_PARM_DESC(metadata_cache_mb, "Metadata cache per pool in MiB (default 0: 2% of memory, at least 16)");
+
+unsigned long dmrs_metadata_cache_blocks(void)
+{
+	unsigned long mb = READ_ONCE(metadata_cache_mb);
+	unsigned long blocks;
+
+	if (mb)
+		return max(mb, 1UL) * (SZ_1M / 4096);
+	blocks = totalram_pages() / 50 * (PAGE_SIZE / 4096);
+	return max(blocks, 4096UL);
+}
+
+struct shrinker *dmrs_shrinker_create(const char *name,
+				      unsigned long (*count)(struct shrinker *, struct shrink_control *),
+				      unsigned long (*scan)(struct shrinker *, struct shrink_control *),
+				      void *private_data)
+{
+	struct shrinker *s = shrinker_alloc(0, "dm-thin-rs:%s", name);
+
+	if (!s)
+		return NULL;
+	s->count_objects = count;
+	s->scan_objects = scan;
+	s->private_data = private_data;
+	s->seeks = DEFAULT_SEEKS;
+	shrinker_register(s);
+	return s;
+}
+
+void dmrs_shrinker_free(struct shrinker *s)
+{
+	shrinker_free(s);
 }
 
 const char *dmrs_pool_target_name(void)

@@ -1,4 +1,5 @@
-//! The module's string parameters, kept in the C helper file.
+//! The module's parameters, kept in the C helper file (Rust module
+//! parameters are integers only, and the string ones must sit beside them).
 
 use crate::bindings;
 use core::ffi::CStr;
@@ -22,4 +23,12 @@ pub fn thin_target_name() -> &'static CStr {
 pub fn no_space_timeout_secs() -> u32 {
     // SAFETY: reads an integer module parameter.
     unsafe { bindings::dmrs_no_space_timeout() }
+}
+
+/// Metadata blocks a pool opened now caches at most (`metadata_cache_mb=`;
+/// by default 2% of memory, dm-bufio's share, and at least 4096 blocks).
+pub fn metadata_cache_blocks() -> usize {
+    // SAFETY: reads an integer module parameter and the RAM size.
+    let blocks = unsafe { bindings::dmrs_metadata_cache_blocks() };
+    usize::try_from(blocks).unwrap_or(usize::MAX)
 }

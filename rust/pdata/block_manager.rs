@@ -47,15 +47,20 @@
 //!
 //! # Memory bound
 //!
-//! A manager of `capacity` slots (16 to 2^24, `PoolMetadata` uses
-//! `DEFAULT_CACHE_BLOCKS` = 4096) holds at most `capacity` block buffers
-//! of 4 KiB plus about 64 bytes of slot each, and a hash table of at most
-//! `4 * capacity` `u32`s: about 16.3 MiB for 4096 slots. Slots are allocated
-//! on first use, never freed before the manager. The cache grows past
-//! `capacity` only while every slot is locked, by one slot per block locked
-//! beyond that; engine operations hold a handful of locks at once (a
-//! btree rebalance four), far below the 16-slot minimum, so in practice the
-//! bound is `capacity`.
+//! A manager of `capacity` slots (16 to 2^24; the pool target sizes it
+//! from memory, see `rust/thin/pool.rs`) holds at most `capacity` block
+//! buffers of 4 KiB plus about 64 bytes of slot each, and a hash table of at
+//! most `4 * capacity` `u32`s: about 16.3 MiB for 4096 slots. Slots and
+//! buffers are allocated on first use. The cache grows past `capacity` only
+//! while every slot is locked, by one slot per block locked beyond that;
+//! engine operations hold a handful of locks at once (a btree rebalance
+//! four), far below the 16-slot minimum, so in practice the bound is
+//! `capacity`.
+//!
+//! [`BlockManager::shrink`] gives clean, unlocked blocks back (their
+//! buffers are freed; the slot stays, empty, for a later miss): the pool's
+//! shrinker calls it under memory pressure, as dm-bufio's shrinker frees
+//! clean buffers. Dirty blocks stay until written.
 //!
 //! Single-threaded: methods take `&mut self`; the owner puts the whole
 //! manager behind a lock. Nothing here panics on disk content.
@@ -92,6 +97,9 @@ pub static NOOP_VALIDATOR: NoopValidator = NoopValidator;
 
 const NONE: u32 = u32::MAX;
 const EMPTY_BLOCK: u64 = u64::MAX;
+
+/// Slots allocated up front (the array grows past it on use).
+const PREALLOCATED_SLOTS: usize = 4096;
 
 /// A read lock on a cached block. Release with [`BlockManager::unlock`].
 #[must_use]
@@ -177,9 +185,13 @@ impl<D: BlockDevice> BlockManager<D> {
     /// A manager caching up to `capacity` blocks of `dev` (at least 16).
     /// The cache grows past `capacity` only if every slot is locked.
     pub fn new(dev: D, capacity: usize) -> Result<Self> {
-        let capacity = capacity.clamp(16, 1 << 24);
+        // No more slots than the device has blocks.
+        let blocks = usize::try_from(dev.nr_blocks()).unwrap_or(usize::MAX);
+        let capacity = capacity.min(blocks).clamp(16, 1 << 24);
+        // The hash table starts at twice the preallocated slots and grows
+        // with them.
         let mut nb = 1usize;
-        while nb < capacity * 2 {
+        while nb < capacity.min(PREALLOCATED_SLOTS) * 2 {
             nb = nb.checked_mul(2).ok_or(Error::Invalid)?;
         }
         let mut buckets = BigVec::new();
@@ -188,7 +200,7 @@ impl<D: BlockDevice> BlockManager<D> {
         Ok(BlockManager {
             dev,
             nr_blocks,
-            slots: BigVec::with_capacity(capacity)?,
+            slots: BigVec::with_capacity(capacity.min(PREALLOCATED_SLOTS))?,
             buckets,
             capacity,
             hand: 0,
@@ -423,6 +435,12 @@ impl<D: BlockDevice> BlockManager<D> {
             return Err(Error::WouldBlock);
         }
         let i = self.get_slot()?;
+        if self.slots[i].data.len() != BLOCK_SIZE {
+            // A slot the shrinker emptied gets a buffer again.
+            let mut data = Vec::new();
+            data.resize(BLOCK_SIZE, 0u8)?;
+            self.slots[i].data = data;
+        }
         if zero {
             self.slots[i].data.fill(0);
         } else {
@@ -437,6 +455,49 @@ impl<D: BlockDevice> BlockManager<D> {
         s.referenced = true;
         self.rehash(i, b);
         Ok(i)
+    }
+
+    /// Frees the buffers of up to `nr` clean, unlocked cached blocks, the
+    /// least recently used first (one turn of the clock hand gives the
+    /// referenced ones a second chance). Returns how many were freed.
+    pub fn shrink(&mut self, nr: usize) -> usize {
+        let n = self.slots.len();
+        let mut freed = 0;
+        let mut i = self.hand;
+        for _ in 0..n.saturating_mul(2) {
+            if freed >= nr || n == 0 {
+                break;
+            }
+            i = (i + 1) % n;
+            let s = &mut self.slots[i];
+            if s.readers > 0 || s.writer || s.dirty || s.data.is_empty() {
+                continue;
+            }
+            if s.block != EMPTY_BLOCK && s.referenced {
+                s.referenced = false;
+                continue;
+            }
+            if s.block != EMPTY_BLOCK {
+                self.unhash(i);
+            }
+            self.slots[i].data = Vec::new();
+            freed += 1;
+        }
+        freed
+    }
+
+    /// Most blocks cached (but see the module documentation).
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Cached blocks [`Self::shrink`] could free now (clean, unlocked,
+    /// holding a buffer).
+    pub fn shrinkable(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.readers == 0 && !s.writer && !s.dirty && !s.data.is_empty())
+            .count()
     }
 
     /// Read-locks block `b`, reading and validating it on a cache miss.

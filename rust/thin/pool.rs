@@ -51,7 +51,8 @@ use super::table_line::PoolFeatures;
 use super::thin::ThinBio;
 use super::worker::WorkState;
 use crate::dm::{
-    BdevFile, BioList, BlkStatus, DevT, KcopydClient, MdHandle, MdId, TableEvent, WorkHandler, Worker,
+    BdevFile, BioList, BlkStatus, DevT, KcopydClient, MdHandle, MdId, ShrinkHandler, Shrinker, TableEvent,
+    WorkHandler, Worker,
     WorkerRef,
 };
 use kernel::alloc::KVec;
@@ -239,6 +240,9 @@ struct ActiveThins {
 
 /// A pool: its core and the worker that commits for it.
 pub struct Pool {
+    /// Gives clean metadata blocks back under memory pressure (none if it
+    /// could not be registered). Dropped before the worker.
+    _shrinker: Option<Shrinker<PoolCore>>,
     worker: Worker<PoolCore>,
 }
 
@@ -466,6 +470,22 @@ impl PoolCore {
 
 }
 
+/// The pool's shrinker: clean metadata blocks go back under memory
+/// pressure (dm-bufio's shrinker does the same for C's metadata). It only
+/// try-locks the pool: reclaim may run inside an allocation made under
+/// the pool lock.
+impl ShrinkHandler for PoolCore {
+    fn count(&self) -> usize {
+        self.try_lock().map_or(0, |st| st.pmd.cache_shrinkable())
+    }
+
+    fn scan(&self, nr: usize) -> Option<usize> {
+        let n = self.try_lock()?.pmd.shrink_cache(nr);
+        self.stats.shrunk(n as u64);
+        Some(n)
+    }
+}
+
 impl WorkHandler for PoolCore {
     /// The worker (C `do_worker`); see `worker.rs`.
     fn work(&self, w: &WorkerRef<'_, Self>) {
@@ -510,7 +530,8 @@ impl Pool {
         let data = BdevFile::open(data_dev, true).map_err(|e| (MD_ERR, e))?;
         let data = Arc::new(data, GFP_KERNEL).map_err(|_| (MD_ERR, ENOMEM))?;
         let dev = MetadataDev::new(meta, data.clone()).map_err(|e| (MD_ERR, e))?;
-        let pmd = PoolMetadata::open(dev, block_size, !read_only).map_err(|e| {
+        let cache = crate::dm::metadata_cache_blocks();
+        let pmd = PoolMetadata::open_with_cache(dev, Some(block_size), !read_only, cache).map_err(|e| {
             log_open_error(name, e, block_size);
             (MD_ERR, errno(e))
         })?;
@@ -567,9 +588,13 @@ impl Pool {
             GFP_KERNEL,
         )
         .map_err(|_| (c"Error allocating memory for pool", ENOMEM))?;
+        core.stats.set_cache_capacity(core.lock().pmd.cache_capacity() as u64);
         let worker = Worker::new(c"dm-thin-rs", core)
             .map_err(|e| (c"Error creating pool's workqueue", e))?;
-        Arc::new(Pool { worker }, GFP_KERNEL).map_err(|_| (c"Error allocating memory for pool", ENOMEM))
+        // A pool works without its shrinker (its cache is bounded anyway).
+        let shrinker = Shrinker::new(name, worker.handler().clone()).ok();
+        Arc::new(Pool { _shrinker: shrinker, worker }, GFP_KERNEL)
+            .map_err(|_| (c"Error allocating memory for pool", ENOMEM))
     }
 
     /// The pool's core.

@@ -26,6 +26,10 @@
 //! discards; `trim_at` and `trim_end` show where the running trim is (both
 //! 0 when none runs).
 //!
+//! `cache_capacity` is the metadata cache's size in blocks (the
+//! `metadata_cache_mb` parameter, by default 2% of memory), `cache_shrunk`
+//! the clean blocks its shrinker gave back under memory pressure.
+//!
 //! `reclaimed` counts the mappings the worker released for deletes done in
 //! batches (`reclaim.rs`), `reclaim_batches` those batches.
 //!
@@ -69,6 +73,8 @@ pub struct PoolStats {
     trim_end: AtomicU64,
     reclaimed: AtomicU64,
     reclaim_batches: AtomicU64,
+    cache_capacity: AtomicU64,
+    cache_shrunk: AtomicU64,
 }
 
 impl PoolStats {
@@ -98,6 +104,16 @@ impl PoolStats {
     pub fn reclaimed(&self, mappings: u64) {
         self.reclaimed.fetch_add(mappings, Ordering::Relaxed);
         self.reclaim_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The metadata cache's size in blocks.
+    pub fn set_cache_capacity(&self, blocks: u64) {
+        self.cache_capacity.store(blocks, Ordering::Relaxed);
+    }
+
+    /// The shrinker freed `blocks` cached metadata blocks.
+    pub fn shrunk(&self, blocks: u64) {
+        self.cache_shrunk.fetch_add(blocks, Ordering::Relaxed);
     }
 
     /// A bio `map` deferred, and why.
@@ -146,6 +162,8 @@ impl fmt::Debug for PoolStats {
         writeln!(f, "trim_at {}", get(&self.trim_at))?;
         writeln!(f, "trim_end {}", get(&self.trim_end))?;
         writeln!(f, "reclaimed {}", get(&self.reclaimed))?;
-        write!(f, "reclaim_batches {}", get(&self.reclaim_batches))
+        writeln!(f, "reclaim_batches {}", get(&self.reclaim_batches))?;
+        writeln!(f, "cache_capacity {}", get(&self.cache_capacity))?;
+        write!(f, "cache_shrunk {}", get(&self.cache_shrunk))
     }
 }

@@ -530,6 +530,24 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(())
     }
 
+    /// The metadata cache's size in blocks.
+    pub fn cache_capacity(&self) -> usize {
+        self.pd.as_ref().map_or(0, |pd| pd.tm.bm_ref().capacity())
+    }
+
+    /// Cached metadata blocks the cache could give back now (clean and
+    /// unlocked): what the pool's shrinker reports.
+    pub fn cache_shrinkable(&self) -> usize {
+        self.pd.as_ref().map_or(0, |pd| pd.tm.bm_ref().shrinkable())
+    }
+
+    /// Frees up to `nr` clean cached metadata blocks (the pool's shrinker,
+    /// under memory pressure); returns how many went. Nothing is written:
+    /// dirty blocks stay until the commit.
+    pub fn shrink_cache(&mut self, nr: usize) -> usize {
+        self.pd.as_mut().map_or(0, |pd| pd.tm.bm().shrink(nr))
+    }
+
     /// The device under the metadata (host tools and fault-injection
     /// tests); `None` in the failed state.
     pub fn device_mut(&mut self) -> Option<&mut D> {
