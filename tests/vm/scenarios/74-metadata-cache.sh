@@ -2,13 +2,12 @@
 # RAM, at least 16 MiB; `metadata_cache_mb=` sets it) and gives clean
 # blocks back under memory pressure through a shrinker:
 # - a pool's cache_capacity (debugfs stats) is 2% of MemTotal in 4 KiB
-#   blocks (at least 4096), or the parameter's size for a pool made after
-#   it was set;
-# - with the metadata of a thin of 60000 mappings cached (a write in
-#   every 200th block reads every leaf), dropping the
-#   kernel's slab caches (drop_caches=2 runs every shrinker) gives blocks
-#   back, and every written block of the thin still reads back; the pool's
-#   metadata is clean after the lookups refill the cache.
+#   blocks (at least 4096, at most the metadata device's blocks), or the
+#   parameter's size for a pool made after it was set;
+# - with the metadata of a thin of 60000 mappings cached (a write in every
+#   200th block reads every leaf), dropping the kernel's slab caches
+#   (drop_caches=2 runs every shrinker) gives blocks back, every written
+#   block still reads back, and the metadata is clean afterwards.
 APPLIES="rust"
 N=60000
 PARAM=/sys/module/dm_thin_rs/parameters/metadata_cache_mb
