@@ -460,12 +460,18 @@ impl<'a> NodeMut<'a> {
 
     /// `delete_at`: removes entry `index`, shifting the tail down.
     pub fn delete_at(&mut self, index: u32) -> Result<()> {
+        self.delete_run(index, 1)
+    }
+
+    /// Deletes the `count` entries from `index` on.
+    pub fn delete_run(&mut self, index: u32, count: u32) -> Result<()> {
         let nr = self.nr;
-        if index >= nr {
+        let end = index.checked_add(count).ok_or(Error::Invalid)?;
+        if count == 0 || end > nr {
             return Err(Error::Invalid);
         }
-        self.move_entries(index, index + 1, nr - index - 1);
-        self.set_nr_entries(nr - 1);
+        self.move_entries(index, end, nr - end);
+        self.set_nr_entries(nr - count);
         Ok(())
     }
 

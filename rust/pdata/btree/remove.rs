@@ -13,7 +13,10 @@
 //!   (`rebalance3`).
 //!
 //! Thresholds and entry movement follow the C code exactly so trees end up
-//! shaped as the kernel would shape them.
+//! shaped as the kernel would shape them, with one exception: a range
+//! removal (`remove_leaves`) takes a run of entries from the leaf it walked
+//! to, down to a third of the leaf, where C takes one entry per walk (see
+//! `remove_one`). Every node keeps the fill `thin_check` requires either way.
 
 use super::insert::shadow_child;
 use super::node::{copy_entries_mut, Node, NodeMut};
@@ -494,6 +497,15 @@ fn remove_inner<V: ValueType, T: Transaction>(
     Ok(true)
 }
 
+/// One descent of `remove_leaves`: removes, from the leaf holding
+/// `keys[last]`, the run of consecutive keys from `keys[last]` on that are
+/// below `end_key`, at most `max` of them. The walk down rebalanced the
+/// leaf so that it holds more than a third of its capacity; the run stops
+/// there (a non-root node keeps at least `max_entries / 3` entries, which
+/// `thin_check` requires), so the next descent rebalances it again. C
+/// removes one entry per descent; a run gives the same tree shapes' rules
+/// with one descent per third of a leaf. Returns how many went (0: none
+/// left in range here) and advances `keys[last]` past them.
 fn remove_one<V: ValueType, T: Transaction>(
     bt: &Btree<V>,
     tm: &mut T,
@@ -502,38 +514,52 @@ fn remove_one<V: ValueType, T: Transaction>(
     mut root: u64,
     keys: &mut [u64],
     end_key: u64,
-) -> Result<bool> {
+    max: u64,
+) -> Result<u64> {
     let last = bt.levels() as usize - 1;
     let mut index: i64 = 0;
     for &key in &keys[..last] {
         if !remove_raw::<BlockRef, T>(tm, &mut (), s, root, key, &mut index, LeafMode::Exact)? {
-            return Ok(false);
+            return Ok(0);
         }
         root = Node::new(tm.bm().data_w(s.current()?))?.value64(index as u32);
     }
     if !remove_raw::<V, T>(tm, ctx, s, root, keys[last], &mut index, LeafMode::Nearest)? {
-        return Ok(false);
+        return Ok(0);
     }
     if index < 0 {
         index = 0;
     }
+    let index = index as u32;
+    let is_root = !s.has_parent();
     let cur = s.current()?;
-    let (k, v) = {
+    let (nr, keep) = {
         let n = Node::with_value_size(tm.bm().data_w(cur), V::SIZE)?;
-        if index >= n.nr_entries() as i64 {
-            return Ok(false);
-        }
-        (n.key(index as u32), V::unpack(n.value(index as u32)))
+        (n.nr_entries(), if is_root { 0 } else { n.max_entries() / 3 })
     };
-    if k >= keys[last] && k < end_key {
+    // Entries this descent may take: down to `keep`, but at least one.
+    let room = u64::from(nr.saturating_sub(keep).max(1));
+    let mut run = 0u32;
+    while u64::from(run) < max.min(room) && index + run < nr {
+        let (k, v) = {
+            let n = Node::with_value_size(tm.bm().data_w(cur), V::SIZE)?;
+            let i = index + run;
+            (n.key(i), V::unpack(n.value(i)))
+        };
+        // The first entry is the one the walk found at or after the key
+        // (as C's `remove_one`); the rest must follow it without a gap.
+        let in_run = if run == 0 { k >= keys[last] } else { k == keys[last] };
+        if !in_run || k >= end_key {
+            break;
+        }
         V::dec(ctx, tm, &v)?;
-        let cur = s.current()?;
-        NodeMut::new(tm.bm().data_mut(cur))?.delete_at(index as u32)?;
         keys[last] = k + 1;
-        Ok(true)
-    } else {
-        Ok(false)
+        run += 1;
     }
+    if run > 0 {
+        NodeMut::new(tm.bm().data_mut(cur))?.delete_run(index, run)?;
+    }
+    Ok(u64::from(run))
 }
 
 pub(crate) fn remove_leaves<V: ValueType, T: Transaction>(
@@ -548,13 +574,14 @@ pub(crate) fn remove_leaves<V: ValueType, T: Transaction>(
     let mut count = 0;
     while count < max {
         let mut s = ShadowSpine::new(root);
-        let r = remove_one(bt, tm, ctx, &mut s, root, keys, end_key);
+        let r = remove_one(bt, tm, ctx, &mut s, root, keys, end_key, max - count);
         root = s.root();
         s.exit(tm);
-        if !r? {
+        let n = r?;
+        if n == 0 {
             break;
         }
-        count += 1;
+        count += n;
     }
     Ok((root, count))
 }
