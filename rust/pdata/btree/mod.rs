@@ -90,6 +90,15 @@ pub trait ValueType {
         Ok(())
     }
 
+    /// [`Self::dec`] of each of `vs` (a range removal's run of a leaf);
+    /// a value type may group them.
+    fn dec_many<T: Transaction>(ctx: &mut Self::Context, tm: &mut T, vs: &[Self::Value]) -> Result<()> {
+        for v in vs {
+            Self::dec(ctx, tm, v)?;
+        }
+        Ok(())
+    }
+
     /// Whether overwriting `a` with `b` may skip `dec(a)` (C `equal`).
     fn equal(a: &Self::Value, b: &Self::Value) -> bool {
         a == b

@@ -540,6 +540,9 @@ fn remove_one<V: ValueType, T: Transaction>(
     // Entries this descent may take: down to `keep`, but at least one.
     let room = u64::from(nr.saturating_sub(keep).max(1));
     let mut run = 0u32;
+    // The values go in groups of up to 16 (`dec_many`), read before
+    // anything is dropped.
+    let mut group: Option<([V::Value; 16], usize)> = None;
     while u64::from(run) < max.min(room) && index + run < nr {
         let (k, v) = {
             let n = Node::with_value_size(tm.bm().data_w(cur), V::SIZE)?;
@@ -552,9 +555,20 @@ fn remove_one<V: ValueType, T: Transaction>(
         if !in_run || k >= end_key {
             break;
         }
-        V::dec(ctx, tm, &v)?;
+        let (buf, len) = group.get_or_insert(([v; 16], 0));
+        if let Some(slot) = buf.get_mut(*len) {
+            *slot = v;
+            *len += 1;
+        }
+        if *len == buf.len() {
+            V::dec_many(ctx, tm, buf)?;
+            *len = 0;
+        }
         keys[last] = k + 1;
         run += 1;
+    }
+    if let Some((buf, len)) = &group {
+        V::dec_many(ctx, tm, buf.get(..*len).unwrap_or(&[]))?;
     }
     if run > 0 {
         NodeMut::new(tm.bm().data_mut(cur))?.delete_run(index, run)?;

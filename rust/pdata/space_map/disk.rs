@@ -16,7 +16,7 @@
 //! superblock's root instead (`PoolMetadata::abort` always reopens).
 
 use super::{
-    ll_extend, ll_find_common_free, ll_lookup, ll_lookup_bitmap, ll_mutate, Event, IndexEntry, IndexEntryValue,
+    ll_extend, ll_find_common_free, ll_lookup, ll_lookup_bitmap, ll_mutate, ll_mutate_range, Event, IndexEntry, IndexEntryValue,
     LlCounts, LlEnv, Op, SmRoot,
 };
 use crate::pdata::alloc::Vec;
@@ -327,18 +327,33 @@ impl DiskSpaceMap {
         self.mutate(tm, b, Op::Dec)
     }
 
-    /// Increments every block in `b..e`.
+    /// Increments every block in `b..e` (one bitmap block at a time).
     pub fn inc_range<T: Transaction>(&mut self, tm: &mut T, b: u64, e: u64) -> Result<()> {
-        for x in b..e {
-            self.inc(tm, x)?;
-        }
-        Ok(())
+        self.mutate_range(tm, b, e, Op::Inc)
     }
 
-    /// Decrements every block in `b..e`.
+    /// Decrements every block in `b..e` (one bitmap block at a time; a
+    /// count below zero is refused with `Err(RefCount)`, and the caller
+    /// aborts the transaction).
     pub fn dec_range<T: Transaction>(&mut self, tm: &mut T, b: u64, e: u64) -> Result<()> {
-        for x in b..e {
-            self.dec(tm, x)?;
+        self.mutate_range(tm, b, e, Op::Dec)
+    }
+
+    fn mutate_range<T: Transaction>(&mut self, tm: &mut T, b: u64, e: u64, op: Op) -> Result<()> {
+        if b >= e {
+            return Ok(());
+        }
+        let ev = {
+            let (mut env, counts) = self.env(tm);
+            ll_mutate_range(&mut env, counts, b, e, op)?
+        };
+        let delta = i64::try_from(ev.allocs).unwrap_or(i64::MAX) - i64::try_from(ev.frees).unwrap_or(i64::MAX);
+        self.nr_allocated_this_transaction += delta;
+        if let Some((lo, hi)) = ev.freed {
+            self.freed = Some(match self.freed {
+                Some((a, z)) => (a.min(lo), z.max(hi)),
+                None => (lo, hi),
+            });
         }
         Ok(())
     }

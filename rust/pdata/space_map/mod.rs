@@ -426,7 +426,126 @@ pub(crate) fn ll_mutate<E: LlEnv>(
     let (nb, _) = env.shadow_block(ie.blocknr, &BITMAP_VALIDATOR)?;
     ie.blocknr = nb.location();
     bitmap_set(env.bm().data_mut(&nb), bit, new.min(3));
+    // Unlocked before the reference-count tree changes: in the metadata
+    // map those allocate, which may come back to this bitmap.
     env.bm().unlock_write(nb);
+    let ev = finish_count(env, counts, &mut ie, b, bit, old, new)?;
+    env.save_ie(index, &ie)?;
+    Ok(ev)
+}
+
+/// What [`ll_mutate_range`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RangeEvents {
+    /// Blocks that went from free to used.
+    pub allocs: u64,
+    /// Blocks that went from used to free, and the lowest and highest + 1.
+    pub frees: u64,
+    pub freed: Option<(u64, u64)>,
+}
+
+/// [`ll_mutate`] (`Inc` or `Dec`) of every block in `b..e`, one bitmap block
+/// at a time: its index entry is loaded and saved and the bitmap shadowed
+/// once for all the blocks it covers (C `sm_ll_inc`/`sm_ll_dec` over a
+/// range). Within one bitmap block nothing changes unless every count can
+/// (a decrement below zero is refused first); blocks of earlier bitmap
+/// blocks are changed by then, and the caller aborts the transaction.
+///
+/// For the data space map only: the bitmap stays locked while counts
+/// above 2 change the reference-count tree, whose allocations go to the
+/// *metadata* map (in the metadata map they could come back to the locked
+/// bitmap; it uses [`ll_mutate`]).
+pub(crate) fn ll_mutate_range<E: LlEnv>(
+    env: &mut E,
+    counts: &mut LlCounts,
+    b: u64,
+    e: u64,
+    op: Op,
+) -> Result<RangeEvents> {
+    if b > e || e > counts.nr_blocks {
+        return Err(Error::OutOfBounds);
+    }
+    let mut out = RangeEvents::default();
+    let mut x = b;
+    while x < e {
+        let (index, bit0) = split_block(x);
+        let n = (e - x).min(ENTRIES_PER_BLOCK - u64::from(bit0)) as u32;
+        let mut ie = env.load_ie(index)?;
+        if op == Op::Dec {
+            let l = env.read_lock(ie.blocknr, &BITMAP_VALIDATOR)?;
+            let zero = (bit0..bit0 + n).any(|bit| bitmap_lookup(env.bm().data(&l), bit) == 0);
+            env.bm().unlock(l);
+            if zero {
+                return Err(Error::RefCount);
+            }
+        }
+        let (nb, _) = env.shadow_block(ie.blocknr, &BITMAP_VALIDATOR)?;
+        ie.blocknr = nb.location();
+        let r = mutate_bits(env, counts, &mut ie, &nb, x, bit0, n, op, &mut out);
+        env.bm().unlock_write(nb);
+        r?;
+        env.save_ie(index, &ie)?;
+        x += u64::from(n);
+    }
+    Ok(out)
+}
+
+/// The `n` entries from `bit0` of the locked bitmap `nb` (block `x` is the
+/// first), by `op`.
+#[allow(clippy::too_many_arguments)]
+fn mutate_bits<E: LlEnv>(
+    env: &mut E,
+    counts: &mut LlCounts,
+    ie: &mut IndexEntry,
+    nb: &WriteLock,
+    x: u64,
+    bit0: u32,
+    n: u32,
+    op: Op,
+    out: &mut RangeEvents,
+) -> Result<()> {
+    for i in 0..n {
+        let (bit, blk) = (bit0 + i, x + u64::from(i));
+        let v = bitmap_lookup(env.bm().data_w(nb), bit);
+        let old = if v > 2 { rc_lookup(env, counts.ref_count_root, blk)? } else { v };
+        let new = match op {
+            Op::Inc => old.checked_add(1),
+            Op::Dec => old.checked_sub(1),
+            Op::Set(c) => Some(c),
+        }
+        .ok_or(Error::RefCount)?;
+        if new == old {
+            continue;
+        }
+        bitmap_set(env.bm().data_mut(nb), bit, new.min(3));
+        match finish_count(env, counts, ie, blk, bit, old, new)? {
+            Event::Alloc => out.allocs += 1,
+            Event::Free => {
+                out.frees += 1;
+                out.freed = Some(match out.freed {
+                    Some((lo, hi)) => (lo.min(blk), hi.max(blk + 1)),
+                    None => (blk, blk + 1),
+                });
+            }
+            Event::None => {}
+        }
+    }
+    Ok(())
+}
+
+/// The rest of a count change of block `b` (entry `bit` of the bitmap
+/// `ie` describes, whose 2 bits are already set) from `old` to `new`: the
+/// reference-count tree above 2, and the index entry's free count.
+#[allow(clippy::too_many_arguments)]
+fn finish_count<E: LlEnv>(
+    env: &mut E,
+    counts: &mut LlCounts,
+    ie: &mut IndexEntry,
+    b: u64,
+    bit: u32,
+    old: u32,
+    new: u32,
+) -> Result<Event> {
     if new <= 2 {
         if old > 2 {
             let (root, _) = RC_TREE.remove(env, &mut (), counts.ref_count_root, &[b])?;
@@ -435,7 +554,7 @@ pub(crate) fn ll_mutate<E: LlEnv>(
     } else {
         counts.ref_count_root = RC_TREE.insert(env, &mut (), counts.ref_count_root, &[b], &new)?;
     }
-    let ev = if new > 0 && old == 0 {
+    Ok(if new > 0 && old == 0 {
         counts.nr_allocated = counts.nr_allocated.saturating_add(1);
         ie.nr_free = ie.nr_free.checked_sub(1).ok_or(Error::BadSpaceMap)?;
         if ie.none_free_before == bit {
@@ -449,9 +568,7 @@ pub(crate) fn ll_mutate<E: LlEnv>(
         Event::Free
     } else {
         Event::None
-    };
-    env.save_ie(index, &ie)?;
-    Ok(ev)
+    })
 }
 
 /// `sm_ll_extend`: adds bitmaps for `extra` more blocks.

@@ -46,6 +46,26 @@ impl ValueType for DataBlockValue {
         sm.dec(tm, v.block)
     }
 
+    /// Consecutive data blocks are decremented as one range (C's
+    /// `dm_sm_dec_blocks` over runs).
+    fn dec_many<T: Transaction>(sm: &mut DiskSpaceMap, tm: &mut T, vs: &[BlockTime]) -> Result<()> {
+        let mut run: Option<(u64, u64)> = None;
+        for v in vs {
+            run = match run {
+                Some((b, e)) if e == v.block => Some((b, e + 1)),
+                Some((b, e)) => {
+                    sm.dec_range(tm, b, e)?;
+                    Some((v.block, v.block.saturating_add(1)))
+                }
+                None => Some((v.block, v.block.saturating_add(1))),
+            };
+        }
+        match run {
+            Some((b, e)) => sm.dec_range(tm, b, e),
+            None => Ok(()),
+        }
+    }
+
     /// `data_block_equal`: the same data block, whatever the times.
     fn equal(a: &BlockTime, b: &BlockTime) -> bool {
         a.block == b.block
