@@ -81,9 +81,8 @@ impl<H: ShrinkHandler> Shrinker<H> {
     /// Registers a shrinker named `dm-thin-rs:<name>` calling `handler`.
     pub fn new(name: &CStr, handler: Arc<H>) -> Result<Self> {
         let private = Arc::as_ptr(&handler) as *mut c_void;
-        // SAFETY: `name` is a NUL-terminated string (copied by the kernel);
-        // the callbacks match the kernel's signatures; `private` stays valid
-        // until `shrinker_free` returned (the `Arc` is dropped after it).
+        // SAFETY: `name` is NUL-terminated (the kernel copies it); the callbacks have the
+        // kernel's signatures; `private` outlives the registration (see the type's drop).
         let p = unsafe {
             bindings::dmrs_shrinker_create(
                 name.as_ptr().cast(),
@@ -99,9 +98,8 @@ impl<H: ShrinkHandler> Shrinker<H> {
 
 impl<H: ShrinkHandler> Drop for Shrinker<H> {
     fn drop(&mut self) {
-        // SAFETY: the shrinker `new` registered, freed once, here;
-        // `shrinker_free` waits for the callbacks running, so none uses the
-        // handler after it returns.
+        // SAFETY: freed once, here; `shrinker_free` waits for running callbacks, so none
+        // uses the handler (dropped after this) once it returns.
         unsafe { bindings::dmrs_shrinker_free(self.ptr.as_ptr()) };
     }
 }
