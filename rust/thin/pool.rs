@@ -334,10 +334,11 @@ impl PoolState {
         }
     }
 
-    /// Whether the worker may change the metadata on its own (write mode,
-    /// not shut down).
+    /// Whether the worker may change the metadata on its own (write or
+    /// out-of-data-space mode, as messages may; not shut down). Out of
+    /// data space is where a delete's space is needed most.
     pub fn may_change(&self) -> bool {
-        self.mode == PoolMode::Write && !self.closed
+        self.mode <= PoolMode::OutOfDataSpace && !self.closed
     }
 
     /// C `abort_transaction`.

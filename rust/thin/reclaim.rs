@@ -21,8 +21,10 @@
 //!
 //! # Modes and suspend
 //!
-//! Batches run in write mode only, and not while the pool is suspended: a
-//! delete left over then waits for the resume, which wakes the worker. The
+//! Batches run in write and out-of-data-space modes (where messages may
+//! change metadata; a full pool is where the space is wanted), and not
+//! while the pool is suspended: a delete left over then waits for the
+//! resume, which wakes the worker. The
 //! pool's `reclaim_due` hint spares the worker the pool lock while nothing
 //! is being deleted; it is set when a delete detaches a device and on every
 //! resume (which also follows the reload out of read-only mode after an

@@ -10,7 +10,10 @@
 #   the thin detached (dev 16777215, marked); the next open releases it;
 # - a delete of BIG mappings returns at once while another thin is read
 #   and verified; used blocks come down in steps; every freed block is
-#   discarded; the other thin's data is intact.
+#   discarded; the other thin's data is intact;
+# - in a full pool (out_of_data_space, a write queued), a delete of the
+#   thin holding every block gives the space back: the pool returns to
+#   write mode and the queued write completes and reads back.
 APPLIES="rust"
 BIG=${DELETE_BIG:-100000}
 MID=10000
@@ -111,6 +114,32 @@ main() {
     check_metadata /dev/mapper/m
     thin_dump /dev/mapper/m > /tmp/dump.xml 2>/dev/null || fail "thin_dump after the delete"
     assert_eq "$(grep -c 'dev_id=' /tmp/dump.xml)" 1 "devices left (t2)"
+
+    note "a delete in a full pool gives the space back to a queued write"
+    FULL=20000
+    { echo "<superblock uuid=\"\" time=\"0\" transaction=\"1\" flags=\"0\" version=\"2\" data_block_size=\"$BLOCK_SECTORS\" nr_data_blocks=\"$FULL\">"
+      echo "  <device dev_id=\"1\" mapped_blocks=\"$FULL\" transaction=\"0\" creation_time=\"0\" snap_time=\"0\">"
+      echo "    <range_mapping origin_begin=\"0\" data_begin=\"0\" length=\"$FULL\" time=\"0\"/>"
+      echo "  </device>"
+      echo "  <device dev_id=\"2\" mapped_blocks=\"0\" transaction=\"0\" creation_time=\"0\" snap_time=\"0\">"
+      echo "  </device>"
+      echo "</superblock>"; } > /tmp/full.xml
+    dd if=/dev/zero of=/dev/mapper/m bs=4096 count=1 conv=fsync 2>/dev/null
+    must thin_restore -i /tmp/full.xml -o /dev/mapper/m
+    must dmsetup create pool --table "0 $((FULL * BLOCK_SECTORS)) $POOL_TARGET /dev/mapper/m $D $BLOCK_SECTORS 0"
+    must dmsetup create t2 --table "0 8192 $THIN_TARGET /dev/mapper/pool 2"
+    pattern 7304 64 > /tmp/w64
+    bg_start full dd if=/tmp/w64 of=/dev/mapper/t2 bs=65536 count=1 oflag=direct
+    wait_for 60 pool_mode_is pool out_of_data_space || fail "pool never out_of_data_space (mode $(pool_mode pool))"
+    bg_done full && fail "the write to a full pool completed: $(cat /tmp/bg.full.out)"
+    must dmsetup message /dev/mapper/pool 0 "delete 1"
+    bg_wait full 120 || fail "the queued write did not complete after the delete (mode $(pool_mode pool), used $(used))"
+    assert_eq "$(bg_rc full)" 0 "the queued write"
+    assert_eq "$(pool_mode pool)" rw "pool mode after the delete"
+    assert_eq "$(sum_range /dev/mapper/t2 64 0)" "$(pattern_sum 7304 64)" "the queued write read back"
+    must dmsetup remove t2
+    must dmsetup remove pool
+    check_metadata /dev/mapper/m
     must dmsetup remove m
     must rmmod brd
 }
