@@ -207,3 +207,18 @@ fn delete_thin_device_finishes_a_detached_device_at_once() {
     p.commit().unwrap();
     assert_eq!(p.free_data_blocks().unwrap(), free0 + 2000);
 }
+
+/// The periodic commit commits what a batch released even once the
+/// detached device is gone (no device is left changed then).
+#[test]
+fn a_reclaimed_batch_counts_as_a_change_until_committed() {
+    let mut p = pool(20_000, 2000);
+    assert!(p.start_delete(1).unwrap());
+    p.commit().unwrap();
+    assert!(!p.changed_this_transaction());
+    while p.reclaim_deleted(5000).unwrap().more {}
+    assert!(!p.deleting());
+    assert!(p.changed_this_transaction(), "the release must be committed");
+    p.commit().unwrap();
+    assert!(!p.changed_this_transaction());
+}

@@ -105,6 +105,9 @@ impl PoolCore {
         if !st.may_change() || self.is_suspended() {
             return false;
         }
+        // What was freed outside the batch (a trim's blocks in flight coming
+        // back, among others) is not the batch's to discard.
+        let _ = st.pmd.take_freed_range();
         match st.pmd.reclaim_deleted(RECLAIM_BATCH) {
             Ok(r) => {
                 self.stats.reclaimed(r.mappings);

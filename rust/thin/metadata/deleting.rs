@@ -125,6 +125,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         };
         self.write_begin()?;
         let (mappings, next) = self.remove_range_at_most(dev, 0, u64::MAX, max.max(1))?;
+        self.reclaimed_uncommitted = true;
         if next == u64::MAX {
             self.delete_thin_device(dev)?;
             self.deleting.remove(0);

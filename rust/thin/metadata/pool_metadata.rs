@@ -127,6 +127,9 @@ pub struct PoolMetadata<D: BlockDevice> {
     pub(super) deleting: Vec<ThinId>,
     /// Commits written since the open.
     pub(super) commits: u64,
+    /// A delete in batches released mappings since the last commit (no
+    /// device is left `changed` once the detached one goes).
+    pub(super) reclaimed_uncommitted: bool,
 }
 
 fn lock_superblock<D: BlockDevice>(tm: &mut TransactionManager<D>) -> Result<Superblock> {
@@ -198,6 +201,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             in_flight: Vec::with_capacity(IN_FLIGHT_RESERVE)?,
             deleting: Vec::new(),
             commits: 0,
+            reclaimed_uncommitted: false,
         };
         if unformatted {
             if !format_device {
@@ -377,6 +381,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         for td in self.devices.iter_mut() {
             td.changed = false;
         }
+        self.reclaimed_uncommitted = false;
         self.commits = self.commits.wrapping_add(1);
         Ok(())
     }
@@ -472,6 +477,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         }
         // References in flight go with the transaction that took them.
         self.in_flight.clear();
+        self.reclaimed_uncommitted = false;
         let Persistent { mut tm, .. } = pd;
         tm.abort()?;
         let bm = tm.into_bm();

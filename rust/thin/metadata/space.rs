@@ -49,9 +49,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(())
     }
 
-    /// `dm_pool_changed_this_transaction`: whether any device changed.
+    /// `dm_pool_changed_this_transaction`: whether any device changed, or
+    /// a delete in batches released mappings (see [`super::deleting`]).
     pub fn changed_this_transaction(&self) -> bool {
-        self.devices.iter().any(|td| td.changed)
+        self.reclaimed_uncommitted || self.devices.iter().any(|td| td.changed)
     }
 
     /// `dm_pool_get_free_block_count`: free data blocks.
