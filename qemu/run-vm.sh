@@ -87,7 +87,14 @@ if [ "$mode" = test ]; then
     passed=$(grep -c '^RESULT PASS' "$log")
     failed=$(grep -c '^RESULT FAIL' "$log")
     echo "VM-SUMMARY $passed passed, $((failed + fail)) failed"
-    grep '^RESULT FAIL' "$log" | sed 's/^/[vm] /'
+    # Each failure with its assertion and last lines, so a CI tail says why.
+    grep '^RESULT FAIL' "$log" | while read -r _ _ impl name _; do
+        echo "[vm] RESULT FAIL $impl $name:"
+        awk -v h="=== $impl $name" '$0 == h {f = 1; n = 0; next}
+            f && /^RESULT / {exit}
+            f {last[n++ % 6] = $0; if (/ASSERT-FAIL|HANG/) print "[vm]   " $0}
+            END {for (i = (n > 6 ? n - 6 : 0); i < n; i++) print "[vm]   | " last[i % 6]}' "$log"
+    done
 fi
 grep -q '^VM-DONE rc=0' "$log" || fail=1
 exit $fail
