@@ -220,6 +220,49 @@ fn non_blocking_lookup_would_block_on_a_cache_miss() {
 }
 
 #[test]
+fn shared_lookup_answers_as_the_non_blocking_one_from_several_threads() {
+    let mut p = pool(10_000);
+    p.create_thin(1).unwrap();
+    for v in 0..3000 {
+        provision(&mut p, 1, v * 7);
+    }
+    p.create_snap(2, 1).unwrap();
+    provision(&mut p, 2, 7); // broken sharing: 2's block 7 is its own
+    p.commit().unwrap();
+    p.close().unwrap();
+    let dev = p.into_device().unwrap();
+    let mut p = PoolMetadata::open_with_cache(dev, Some(128), false, 4096).unwrap();
+    // Details not loaded (the device is not open): never read in map().
+    assert_eq!(p.find_block_shared(2, 7), Err(Error::WouldBlock));
+    p.open_thin_device(1).unwrap();
+    p.open_thin_device(2).unwrap();
+    // Nothing of the trees is cached yet: it would read.
+    assert_eq!(p.find_block_shared(1, 7), Err(Error::WouldBlock));
+    let reads = p.device_mut().unwrap().counts().reads;
+    let _ = p.find_block_shared(2, 0);
+    assert_eq!(p.device_mut().unwrap().counts().reads, reads, "no I/O");
+    // Warm both trees, then every answer matches, from two threads at once.
+    let mut expect = Vec::new();
+    for dev in [1, 2] {
+        for v in 0..3000 * 7 + 10 {
+            expect.push((dev, v, p.find_block(dev, v, true).unwrap()));
+        }
+    }
+    assert_eq!(p.find_block_shared(2, 7).unwrap().map(|r| r.shared), Some(false));
+    assert_eq!(p.find_block_shared(2, 14).unwrap().map(|r| r.shared), Some(true));
+    let p = &p;
+    std::thread::scope(|s| {
+        for part in expect.chunks(expect.len() / 2 + 1) {
+            s.spawn(move || {
+                for &(dev, v, want) in part {
+                    assert_eq!(p.find_block_shared(dev, v).unwrap(), want, "dev {dev} block {v}");
+                }
+            });
+        }
+    });
+}
+
+#[test]
 fn abort_transaction_id_and_needs_check() {
     let mut p = pool(1000);
     p.create_thin(1).unwrap();

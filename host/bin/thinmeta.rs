@@ -385,6 +385,34 @@ fn bench() {
     assert_eq!(found, N);
     rate("non-blocking lookup (ascending vblocks)", N, t);
 
+    // map()'s lookups, through `&self` as under the pool's shared lock:
+    // the same random lookups on 1 thread, then split over 2.
+    let shared = |threads: usize| {
+        let pmd = &pmd;
+        let t = Instant::now();
+        let found: u64 = std::thread::scope(|s| {
+            let per = vblocks.len().div_ceil(threads);
+            let workers: Vec<_> = vblocks
+                .chunks(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        part.iter()
+                            .filter(|&&v| pmd.find_block_shared(0, v).unwrap().is_some())
+                            .count() as u64
+                    })
+                })
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert_eq!(found, N);
+        let s = t.elapsed().as_secs_f64();
+        rate(&format!("shared lookup, {threads} thread(s) (random)"), N, t);
+        N as f64 / s
+    };
+    let one = shared(1);
+    let two = shared(2);
+    println!("{:<40} {:>9.2}x", "shared lookup, 2 threads / 1", two / one);
+
     // Snapshot, then break sharing on 100,000 blocks of it.
     pmd.create_snap(1, 0).unwrap();
     pmd.commit().unwrap();

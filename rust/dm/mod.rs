@@ -21,6 +21,7 @@ mod limits;
 mod log;
 mod noio;
 mod params;
+mod rwsem;
 mod shrinker;
 mod status;
 mod target;
@@ -40,6 +41,7 @@ pub use log::{dm_log, LogLevel};
 pub(crate) use log::{dmerr, dmerr_metadata, dminfo, dmwarn, dmwarn_metadata};
 pub use noio::noio;
 pub use params::{metadata_cache_blocks, no_space_timeout_secs, pool_target_name, thin_target_name};
+pub use rwsem::{ReadGuard, RwSem, WriteGuard};
 pub use shrinker::{ShrinkHandler, Shrinker};
 pub use status::{StatusType, StatusWriter};
 pub use target::{

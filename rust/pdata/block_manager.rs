@@ -62,12 +62,16 @@
 //! shrinker calls it under memory pressure, as dm-bufio's shrinker frees
 //! clean buffers. Dirty blocks stay until written.
 //!
-//! Single-threaded: methods take `&mut self`; the owner puts the whole
-//! manager behind a lock. Nothing here panics on disk content.
+//! Single-threaded but for one call: methods take `&mut self`, and the owner
+//! puts the whole manager behind a lock. [`BlockManager::peek`] takes
+//! `&self`, for lookups that share that lock (`map()` under the pool's
+//! lock held for reading; see `rust/thin/pool.rs`). Nothing here panics on
+//! disk content.
 
 use super::alloc::{BigVec, Vec};
 use super::block_device::{BlockDevice, BLOCK_SIZE};
 use super::error::{Error, Result};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 /// Checks blocks read from disk and prepares blocks for writing.
 pub trait BlockValidator: Sync {
@@ -139,7 +143,8 @@ struct Slot {
     dirty: bool,
     readers: u32,
     writer: bool,
-    referenced: bool,
+    /// Set on every use (an atomic: [`BlockManager::peek`] sets it through `&self`).
+    referenced: AtomicBool,
     next: u32,
 }
 
@@ -321,8 +326,8 @@ impl<D: BlockDevice> BlockManager<D> {
             if s.block == EMPTY_BLOCK {
                 return Some(i);
             }
-            if s.referenced {
-                s.referenced = false;
+            if *s.referenced.get_mut() {
+                *s.referenced.get_mut() = false;
                 continue;
             }
             if s.dirty {
@@ -370,7 +375,7 @@ impl<D: BlockDevice> BlockManager<D> {
             dirty: false,
             readers: 0,
             writer: false,
-            referenced: false,
+            referenced: AtomicBool::new(false),
             next: NONE,
         })?;
         // Keep the hash table at least twice the number of slots.
@@ -415,7 +420,7 @@ impl<D: BlockDevice> BlockManager<D> {
         if let Some(i) = self.find(b) {
             self.stats.hits += 1;
             let s = &mut self.slots[i];
-            s.referenced = true;
+            *s.referenced.get_mut() = true;
             if zero {
                 s.data.fill(0);
                 s.validator = Some(v);
@@ -452,7 +457,7 @@ impl<D: BlockDevice> BlockManager<D> {
         let s = &mut self.slots[i];
         s.validator = Some(v);
         s.dirty = false;
-        s.referenced = true;
+        *s.referenced.get_mut() = true;
         self.rehash(i, b);
         Ok(i)
     }
@@ -473,8 +478,8 @@ impl<D: BlockDevice> BlockManager<D> {
             if s.readers > 0 || s.writer || s.dirty || s.data.is_empty() {
                 continue;
             }
-            if s.block != EMPTY_BLOCK && s.referenced {
-                s.referenced = false;
+            if s.block != EMPTY_BLOCK && *s.referenced.get_mut() {
+                *s.referenced.get_mut() = false;
                 continue;
             }
             if s.block != EMPTY_BLOCK {
@@ -516,6 +521,33 @@ impl<D: BlockDevice> BlockManager<D> {
             return Err(Error::WouldBlock);
         }
         self.take_read(i, b)
+    }
+
+    /// The data of block `b` if it is cached, validated by `v` and not
+    /// write-locked, through `&self`: `Err(WouldBlock)` where
+    /// [`read_try_lock`](Self::read_try_lock) would read, wait or fail.
+    /// No lock is taken, so the data is good only while nothing can change
+    /// the manager: the caller holds the owner's lock *shared*, and every
+    /// change (`&mut self`) is made under it held exclusively. Several
+    /// threads may peek at once; each sets the block's referenced bit (an
+    /// atomic) so the clock keeps it, and none counts a hit.
+    pub fn peek(&self, b: u64, v: &'static dyn BlockValidator) -> Result<&[u8]> {
+        self.check_location(b)?;
+        let s = self
+            .find(b)
+            .and_then(|i| self.slots.get(i))
+            .ok_or(Error::WouldBlock)?;
+        match s.validator {
+            Some(old) if !s.writer && same_validator(old, v) => {
+                // Read first: a line every peeker only reads stays shared
+                // between their CPUs (the root is in every lookup).
+                if !s.referenced.load(Ordering::Relaxed) {
+                    s.referenced.store(true, Ordering::Relaxed);
+                }
+                Ok(&s.data)
+            }
+            _ => Err(Error::WouldBlock),
+        }
     }
 
     fn take_read(&mut self, i: usize, b: u64) -> Result<ReadLock> {

@@ -38,6 +38,15 @@
 //! across the I/O of data blocks (copies, zeroing, discards, bios). The
 //! prison's spinlock and the bio lists' spinlocks are leaves: nothing is
 //! taken under them.
+//!
+//! The state lock is a reader/writer semaphore ([`RwSem`]). Everything
+//! takes it for writing ([`PoolCore::lock`]) but `map`, which takes it for
+//! reading, last and alone, without sleeping ([`PoolCore::read_for_map`]),
+//! for one lookup in the metadata cache through `&PoolState`
+//! ([`PoolMetadata::find_block_shared`]): `map`s on any number of CPUs
+//! look up at once, and defer to the worker only while a writer holds or
+//! waits for the lock. Nothing a reader reaches changes under the read
+//! lock: the block manager's one `&self` call (`peek`) sets an atomic bit.
 
 use crate::dm::{dmerr, dmerr_metadata, dminfo, dmwarn};
 use super::io_epochs::IoEpochs;
@@ -51,7 +60,8 @@ use super::table_line::PoolFeatures;
 use super::thin::ThinBio;
 use super::worker::WorkState;
 use crate::dm::{
-    BdevFile, BioList, BlkStatus, DevT, KcopydClient, MdHandle, MdId, ShrinkHandler, Shrinker, TableEvent,
+    BdevFile, BioList, BlkStatus, DevT, KcopydClient, MdHandle, MdId, ReadGuard, RwSem, ShrinkHandler,
+    Shrinker, TableEvent, WriteGuard,
     WorkHandler, Worker,
     WorkerRef,
 };
@@ -184,7 +194,7 @@ pub struct PoolCore {
     pub(crate) data: Arc<BdevFile>,
     suspended: AtomicBool,
     #[pin]
-    state: Mutex<PoolState>,
+    state: RwSem<PoolState>,
     /// Bios `map` deferred to the worker.
     #[pin]
     pub(crate) deferred: SpinLockIrq<BioList<ThinBio>>,
@@ -430,14 +440,21 @@ impl PoolCore {
         self.suspended.load(Ordering::Acquire)
     }
 
-    /// Tries to lock the pool's state without sleeping (`map`).
-    pub fn try_lock(&self) -> Option<kernel::sync::lock::Guard<'_, PoolState, kernel::sync::lock::mutex::MutexBackend>> {
-        self.state.try_lock()
+    /// Tries to lock the pool's state without sleeping (the shrinker).
+    pub fn try_lock(&self) -> Option<StateGuard<'_>> {
+        self.state.try_write()
     }
 
     /// Locks the pool's state. Sleeps.
-    pub fn lock(&self) -> kernel::sync::lock::Guard<'_, PoolState, kernel::sync::lock::mutex::MutexBackend> {
-        self.state.lock()
+    pub fn lock(&self) -> StateGuard<'_> {
+        self.state.write()
+    }
+
+    /// `map`'s hold of the pool's state: shared with other `map`s, `None`
+    /// (the caller defers the bio) while anything else holds it or waits
+    /// for it. Never sleeps.
+    pub fn read_for_map(&self) -> Option<ReadGuard<'_, PoolState>> {
+        self.state.try_read()
     }
 
     /// The retry list after a possible mode change: failed once the pool
@@ -568,7 +585,7 @@ impl Pool {
                 data,
                 // C `pool_create`: suspended until its first resume.
                 suspended: AtomicBool::new(true),
-                state <- new_mutex!(state),
+                state <- crate::new_rwsem!(state, c"PoolCore::state"),
                 deferred <- new_spinlock_irq!(BioList::new()),
                 overwrite_done <- new_spinlock_irq!(BioList::new()),
                 passdown_done <- new_spinlock_irq!(BioList::new()),
@@ -801,3 +818,6 @@ fn log_open_error(name: &CStr, e: MdError, block_size: u32) {
         ),
     }
 }
+
+/// A hold of the pool's state by anything but `map` (exclusive).
+pub type StateGuard<'a> = WriteGuard<'a, PoolState>;

@@ -8,8 +8,9 @@
 //! goes to the worker, and each such bio is counted here under the first
 //! reason that stopped `map`:
 //!
-//! - `contended`: another CPU held the pool lock (the lookup was not even
-//!   tried). The figure the scaling work drives to zero.
+//! - `contended`: the worker, a commit, a message or status held the pool
+//!   lock for writing, or waited for it (the lookup was not even tried;
+//!   other `map`s share it for reading, see `pool.rs`).
 //! - `cache_miss`: the lookup needed metadata I/O.
 //! - `cell`: the block is held by a provisioning, copy or discard.
 //! - `provision`: a write to an unmapped or shared block.
@@ -42,7 +43,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// Why `map` deferred a bio.
 #[derive(Clone, Copy)]
 pub enum Deferral {
-    /// Another CPU held the pool lock.
+    /// A writer held the pool lock or waited for it.
     Contended,
     /// The lookup needed metadata I/O.
     CacheMiss,

@@ -186,7 +186,8 @@ impl Target for ThinTarget {
         })
     }
 
-    /// C `thin_bio_map`: never sleeps, never does I/O.
+    /// C `thin_bio_map`: never sleeps, never does I/O; the lookup shares
+    /// the pool's lock with other `map`s (see `pool.rs`).
     fn map<'a>(&self, ti: &TargetRef<'_>, mut bio: MapBio<'a, ThinBio>) -> Mapped<'a> {
         if self.thin.requeue.load(Ordering::SeqCst) {
             return bio.requeue();
@@ -239,9 +240,9 @@ impl Target for ThinTarget {
                 return m;
             }
         }
-        let found = match core.try_lock() {
-            Some(mut st) if st.mode() != PoolMode::Fail => {
-                Some(st.pmd.find_block(self.thin.id, vblock, false))
+        let found = match core.read_for_map() {
+            Some(st) if st.mode() != PoolMode::Fail => {
+                Some(st.pmd.find_block_shared(self.thin.id, vblock))
             }
             Some(_) => {
                 uncount(wake);

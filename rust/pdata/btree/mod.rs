@@ -53,7 +53,8 @@ mod walk;
 
 use core::marker::PhantomData;
 
-use crate::pdata::block_manager::{ReadLock, WriteLock};
+use crate::pdata::block_device::BlockDevice;
+use crate::pdata::block_manager::{BlockManager, ReadLock, WriteLock};
 use crate::pdata::error::{Error, Result};
 use crate::pdata::transaction_manager::Transaction;
 pub use node::{calc_max_entries, Node, NodeMut, BTREE_NODE_VALIDATOR, INTERNAL_NODE, LEAF_NODE};
@@ -314,8 +315,8 @@ impl<V: ValueType> Btree<V> {
 
     /// Follows one level from `block` to the leaf entry chosen by
     /// `lower_bound(key)`. Returns `(leaf key, value bytes via f)`.
-    fn lookup_level<T: Transaction, R>(
-        tm: &mut T,
+    fn lookup_level<N: NodeReader, R>(
+        src: &mut N,
         mut block: u64,
         key: u64,
         leaf_vsize: usize,
@@ -327,22 +328,18 @@ impl<V: ValueType> Btree<V> {
             Found(u64, R),
         }
         for _ in 0..MAX_DEPTH {
-            let l = tm.read_lock(block, &BTREE_NODE_VALIDATOR)?;
-            let step = match Node::with_value_size(tm.bm().data(&l), leaf_vsize) {
-                Err(e) => Err(e),
-                Ok(n) => {
-                    let i = n.lower_bound(key);
-                    if i < 0 || i >= n.nr_entries() as i64 {
-                        Ok(Step::None)
-                    } else if n.is_internal() {
-                        Ok(Step::Child(n.value64(i as u32)))
-                    } else {
-                        Ok(Step::Found(n.key(i as u32), f(&n, i as u32)))
-                    }
-                }
-            };
-            tm.bm().unlock(l);
-            match step? {
+            let step = src.with_node(block, |data| {
+                let n = Node::with_value_size(data, leaf_vsize)?;
+                let i = n.lower_bound(key);
+                Ok(if i < 0 || i >= n.nr_entries() as i64 {
+                    Step::None
+                } else if n.is_internal() {
+                    Step::Child(n.value64(i as u32))
+                } else {
+                    Step::Found(n.key(i as u32), f(&n, i as u32))
+                })
+            })?;
+            match step {
                 Step::None => return Ok(None),
                 Step::Child(c) => block = c,
                 Step::Found(k, r) => return Ok(Some((k, r))),
@@ -358,19 +355,40 @@ impl<V: ValueType> Btree<V> {
         root: u64,
         keys: &[u64],
     ) -> Result<Option<V::Value>> {
+        self.lookup_in(&mut Locking(tm), root, keys)
+    }
+
+    /// [`lookup`](Self::lookup) through a shared block manager: cached
+    /// nodes only, `Err(WouldBlock)` where it would read or wait (see
+    /// [`BlockManager::peek`] for what the caller must hold).
+    pub fn lookup_shared<D: BlockDevice>(
+        &self,
+        bm: &BlockManager<D>,
+        root: u64,
+        keys: &[u64],
+    ) -> Result<Option<V::Value>> {
+        self.lookup_in(&mut Peeking(bm), root, keys)
+    }
+
+    fn lookup_in<N: NodeReader>(
+        &self,
+        src: &mut N,
+        root: u64,
+        keys: &[u64],
+    ) -> Result<Option<V::Value>> {
         self.check_keys(keys)?;
         let mut block = root;
         let last = self.levels - 1;
         for (level, &key) in keys.iter().enumerate() {
             let level = level as u32;
             if level == last {
-                let r = Self::lookup_level(tm, block, key, V::SIZE, |n, i| V::unpack(n.value(i)))?;
+                let r = Self::lookup_level(src, block, key, V::SIZE, |n, i| V::unpack(n.value(i)))?;
                 return Ok(match r {
                     Some((k, v)) if k == key => Some(v),
                     _ => None,
                 });
             }
-            match Self::lookup_level(tm, block, key, 8, |n, i| n.value64(i))? {
+            match Self::lookup_level(src, block, key, 8, |n, i| n.value64(i))? {
                 Some((k, sub)) if k == key => block = sub,
                 _ => return Ok(None),
             }
@@ -468,7 +486,7 @@ impl<V: ValueType> Btree<V> {
         let mut block = root;
         let last = keys.len() - 1;
         for &key in &keys[..last] {
-            match Self::lookup_level(tm, block, key, 8, |n, i| n.value64(i))? {
+            match Self::lookup_level(&mut Locking(&mut *tm), block, key, 8, |n, i| n.value64(i))? {
                 Some((k, sub)) if k == key => block = sub,
                 _ => return Ok(None),
             }
@@ -739,5 +757,32 @@ impl<V: ValueType> Btree<V> {
 pub(crate) fn unlock_w<T: Transaction>(tm: &mut T, l: Option<WriteLock>) {
     if let Some(l) = l {
         tm.bm().unlock_write(l);
+    }
+}
+
+/// Where a lookup reads its nodes.
+trait NodeReader {
+    /// Calls `f` with the data of node `b`.
+    fn with_node<R>(&mut self, b: u64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R>;
+}
+
+/// Through a transaction: read locks, a read on a miss where it may.
+struct Locking<'a, T>(&'a mut T);
+
+impl<T: Transaction> NodeReader for Locking<'_, T> {
+    fn with_node<R>(&mut self, b: u64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        let l = self.0.read_lock(b, &BTREE_NODE_VALIDATOR)?;
+        let r = f(self.0.bm().data(&l));
+        self.0.bm().unlock(l);
+        r
+    }
+}
+
+/// Through a shared block manager: cached nodes only.
+struct Peeking<'a, D: BlockDevice>(&'a BlockManager<D>);
+
+impl<D: BlockDevice> NodeReader for Peeking<'_, D> {
+    fn with_node<R>(&mut self, b: u64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        f(self.0.peek(b, &BTREE_NODE_VALIDATOR)?)
     }
 }

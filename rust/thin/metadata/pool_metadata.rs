@@ -78,7 +78,9 @@ pub(super) struct Persistent<D: BlockDevice> {
 /// Locking: none inside. The owner (the pool target, or `thinmeta`) holds
 /// it behind one lock; `&mut self` methods are the C `pmd_write_lock`
 /// sections and the lookups take `&mut self` too, because a lookup may load
-/// blocks into the cache. Lifetime: from [`PoolMetadata::open`] to
+/// blocks into the cache; but for [`find_block_shared`](Self::find_block_shared),
+/// through `&self`, which `map()` calls under the pool's lock held shared.
+/// Lifetime: from [`PoolMetadata::open`] to
 /// [`PoolMetadata::close`] (dropping it without closing loses the open
 /// transaction, as a crash would).
 pub struct PoolMetadata<D: BlockDevice> {

@@ -177,6 +177,34 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(v.map(|bt| td.lookup_result(bt)))
     }
 
+    /// [`find_block`](Self::find_block) with `can_issue_io` false, through
+    /// `&self`: for `map()`, several at once, under the owner's lock held
+    /// shared (see [`BlockManager::peek`](crate::pdata::block_manager::BlockManager::peek)).
+    /// Cached blocks only; it does not remember the thin's subtree root
+    /// (the worker's lookups do). `Err(WouldBlock)` where the blocking
+    /// lookup would read, wait, or load the device's details.
+    pub fn find_block_shared(&self, dev: ThinId, block: u64) -> Result<Option<LookupResult>> {
+        let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
+        let td = self
+            .devices
+            .iter()
+            .find(|td| td.id == dev)
+            .ok_or(Error::WouldBlock)?;
+        let nr_data = self.data_dev_size()?;
+        let bm = pd.tm.bm_ref();
+        let subtree = match td.root_cache {
+            Some((g, r)) if g == self.generation => r,
+            _ => TOP_LEVEL
+                .lookup_shared(bm, self.root, &[dev])?
+                .ok_or(Error::Corrupt)?,
+        };
+        let v = BOTTOM_LEVEL.lookup_shared(bm, subtree, &[block])?;
+        if v.is_some_and(|bt| bt.block >= nr_data) {
+            return Err(Error::DataBlockOutOfRange);
+        }
+        Ok(v.map(|bt| td.lookup_result(bt)))
+    }
+
     /// `dm_thin_find_mapped_range`: the first run of mappings in
     /// `begin..end` that are contiguous on the data device and alike in
     /// sharing, `None` if nothing in the range is mapped.
