@@ -263,6 +263,68 @@ fn shared_lookup_answers_as_the_non_blocking_one_from_several_threads() {
 }
 
 #[test]
+fn a_lookup_reads_its_misses_outside_and_installs_only_current_copies() {
+    use dm_thin_host::metadata::Miss;
+    use dm_thin_host::pdata::block_device::BlockDevice;
+    let mut p = pool(10_000);
+    p.create_thin(1).unwrap();
+    for v in 0..3000 {
+        provision(&mut p, 1, v * 5);
+    }
+    p.close().unwrap();
+    let dev = p.into_device().unwrap();
+    let mut p = PoolMetadata::open_with_cache(dev, Some(128), false, 4096).unwrap();
+    p.open_thin_device(1).unwrap();
+    let read = |p: &mut PoolMetadata<RamDisk>, b: u64| {
+        let mut buf = vec![0u8; 4096];
+        p.device_mut().unwrap().read(b, &mut buf).unwrap();
+        buf
+    };
+    // Cold: each try names one node; read and installed, the next try
+    // goes one level down, until the answer.
+    let mut tries = 0;
+    let found = loop {
+        match p.find_block_or_miss(1, 5 * 2999) {
+            Ok(r) => break r,
+            Err(Miss::Node(m)) => {
+                let buf = read(&mut p, m.block);
+                p.install_node(&m, &buf).unwrap();
+            }
+            Err(Miss::Error(e)) => panic!("{e:?}"),
+        }
+        tries += 1;
+        assert!(tries < 8, "a lookup never finished");
+    };
+    assert!(tries >= 2, "top level and subtree were read");
+    assert_eq!(found, p.find_block(1, 5 * 2999, true).unwrap());
+    assert!(found.is_some());
+    // A write to the device between the read and the install: the copy
+    // may be stale and is not put; the same node is still missing (a leaf
+    // far from the change, whose path it does not shadow).
+    let far = 5 * 1500;
+    let Err(Miss::Node(m)) = p.find_block_or_miss(1, far) else { panic!("a cold leaf") };
+    let buf = read(&mut p, m.block);
+    provision(&mut p, 1, 1); // changes, and the commit writes
+    p.commit().unwrap();
+    p.install_node(&m, &buf).unwrap();
+    match p.find_block_or_miss(1, far) {
+        Err(Miss::Node(again)) => assert_eq!(again.block, m.block),
+        other => panic!("a copy read before a write was installed: {other:?}"),
+    }
+    // A copy that fails the node validator is the error a read gives.
+    let Err(Miss::Node(m)) = p.find_block_or_miss(1, far) else { panic!() };
+    let mut bad = read(&mut p, m.block);
+    bad[100] ^= 1;
+    assert!(p.install_node(&m, &bad).is_err());
+    let buf = read(&mut p, m.block);
+    p.install_node(&m, &buf).unwrap();
+    let r = p.find_block_or_miss(1, far).unwrap();
+    assert!(r.is_some());
+    assert_eq!(r, p.find_block(1, far, true).unwrap());
+    p.close_thin_device(1);
+}
+
+#[test]
 fn abort_transaction_id_and_needs_check() {
     let mut p = pool(1000);
     p.create_thin(1).unwrap();

@@ -1,6 +1,7 @@
 //! A reader/writer semaphore owning its data (the kernel's `rw_semaphore`;
 //! kernel 7.3's own crate has none): [`RwSem::write`] gives `&mut T` to one
-//! holder, [`RwSem::try_read`] gives `&T` to any number at once.
+//! holder, [`RwSem::read`] and [`RwSem::try_read`] give `&T` to any number
+//! at once.
 //!
 //! Readers share `&T`, so `T` must be `Sync` for the `RwSem` to be. Writers
 //! sleep; `try_read` never does (it fails while a writer holds the
@@ -71,6 +72,14 @@ impl<T> RwSem<T> {
             return None;
         }
         Some(WriteGuard { sem: self, _not_send: PhantomData })
+    }
+
+    /// Takes the semaphore for reading, shared with other readers. Sleeps
+    /// while a writer holds it or waits for it.
+    pub fn read(&self) -> ReadGuard<'_, T> {
+        // SAFETY: as in `write`.
+        unsafe { kernel::bindings::down_read(self.sem.get()) };
+        ReadGuard { sem: self, _not_send: PhantomData }
     }
 
     /// Takes the semaphore for reading unless a writer holds it or waits

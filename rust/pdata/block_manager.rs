@@ -173,6 +173,8 @@ pub struct BlockManager<D: BlockDevice> {
     hand: usize,
     read_only: bool,
     stats: BmStats,
+    /// Bumped before every write to the device (see [`BlockManager::install`]).
+    write_epoch: u64,
 }
 
 fn same_validator(a: &dyn BlockValidator, b: &dyn BlockValidator) -> bool {
@@ -211,6 +213,7 @@ impl<D: BlockDevice> BlockManager<D> {
             hand: 0,
             read_only: false,
             stats: BmStats::default(),
+            write_epoch: 0,
         })
     }
 
@@ -525,7 +528,8 @@ impl<D: BlockDevice> BlockManager<D> {
 
     /// The data of block `b` if it is cached, validated by `v` and not
     /// write-locked, through `&self`: `Err(WouldBlock)` where
-    /// [`read_try_lock`](Self::read_try_lock) would read, wait or fail.
+    /// [`read_try_lock`](Self::read_try_lock) would read, `Err(Busy)` where
+    /// it would wait or fail (locked for writing, another validator).
     /// No lock is taken, so the data is good only while nothing can change
     /// the manager: the caller holds the owner's lock *shared*, and every
     /// change (`&mut self`) is made under it held exclusively. Several
@@ -546,8 +550,57 @@ impl<D: BlockDevice> BlockManager<D> {
                 }
                 Ok(&s.data)
             }
-            _ => Err(Error::WouldBlock),
+            _ => Err(Error::Busy),
         }
+    }
+
+    /// A mark to read block `b` without the manager: pass it to
+    /// [`install`](Self::install) with what was read. The device's copy of
+    /// a block the cache does not hold changes only by a write through
+    /// this manager, and each bumps the mark: so a copy read after the
+    /// mark is taken (with no write in progress: the caller holds the
+    /// owner's lock, shared at least) is current if no write came between.
+    pub fn write_epoch(&self) -> u64 {
+        self.write_epoch
+    }
+
+    /// Puts `data`, block `b` as read from the device by the caller since
+    /// [`write_epoch`](Self::write_epoch) returned `epoch`, in the cache,
+    /// validated by `v`: the miss of a lookup, read without the owner's
+    /// lock held exclusively (the pool's worker reads it while `map`s go on
+    /// looking up). Nothing is put if a write came since `epoch` (the copy
+    /// may be stale) or the block is cached already (the cache's copy wins,
+    /// dirty or not); `Ok(false)` then, and the caller looks up again.
+    /// A copy that fails `v` is the same error a read would give.
+    pub fn install(
+        &mut self,
+        b: u64,
+        data: &[u8],
+        v: &'static dyn BlockValidator,
+        epoch: u64,
+    ) -> Result<bool> {
+        self.check_location(b)?;
+        if data.len() != BLOCK_SIZE {
+            return Err(Error::Invalid);
+        }
+        if epoch != self.write_epoch || self.find(b).is_some() {
+            return Ok(false);
+        }
+        v.check(b, data)?;
+        let i = self.get_slot()?;
+        if self.slots[i].data.len() != BLOCK_SIZE {
+            let mut buf = Vec::new();
+            buf.resize(BLOCK_SIZE, 0u8)?;
+            self.slots[i].data = buf;
+        }
+        let s = &mut self.slots[i];
+        s.data.copy_from_slice(data);
+        s.validator = Some(v);
+        s.dirty = false;
+        *s.referenced.get_mut() = true;
+        self.rehash(i, b);
+        self.stats.reads += 1;
+        Ok(true)
     }
 
     fn take_read(&mut self, i: usize, b: u64) -> Result<ReadLock> {
@@ -709,6 +762,7 @@ impl<D: BlockDevice> BlockManager<D> {
         if n == 0 {
             return Ok(());
         }
+        self.write_epoch = self.write_epoch.wrapping_add(1);
         let slots = &self.slots;
         self.dev.write_blocks(
             &mut slots
@@ -750,6 +804,7 @@ impl<D: BlockDevice> BlockManager<D> {
             if let Some(v) = s.validator {
                 v.prepare_for_write(s.block, &mut s.data);
             }
+            self.write_epoch = self.write_epoch.wrapping_add(1);
             self.dev.write_fua(b, &s.data)?;
             self.stats.writes += 1;
             self.slots[i].dirty = false;
@@ -787,6 +842,7 @@ impl<D: BlockDevice> BlockManager<D> {
         v.check(b, &buf)?;
         edit(&mut buf)?;
         v.prepare_for_write(b, &mut buf);
+        self.write_epoch = self.write_epoch.wrapping_add(1);
         self.dev.write_fua(b, &buf)?;
         self.stats.writes += 1;
         if let Some(i) = cached {
@@ -814,6 +870,7 @@ impl<D: BlockDevice> BlockManager<D> {
     /// Drops every dirty block without writing it (abort), releasing any
     /// locks still held. Clean blocks stay cached.
     pub fn discard_dirty(&mut self) -> Result<()> {
+        self.write_epoch = self.write_epoch.wrapping_add(1);
         self.force_unlock_all();
         for i in 0..self.slots.len() {
             if self.slots[i].dirty {

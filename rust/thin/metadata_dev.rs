@@ -22,7 +22,9 @@ const BATCH: usize = 64;
 
 /// The metadata device of a pool, and its data device for the barrier.
 pub struct MetadataDev {
-    meta: BdevFile,
+    /// Shared with the pool, whose worker reads lookups' misses through it
+    /// without the pool lock (see `lookup.rs`).
+    meta: Arc<BdevFile>,
     data: Arc<BdevFile>,
     /// The single-block bounce buffer.
     one: IoBuf,
@@ -32,7 +34,7 @@ pub struct MetadataDev {
 
 impl MetadataDev {
     /// Wraps the pool's open devices and allocates the bounce buffers.
-    pub fn new(meta: BdevFile, data: Arc<BdevFile>) -> kernel::error::Result<Self> {
+    pub fn new(meta: Arc<BdevFile>, data: Arc<BdevFile>) -> kernel::error::Result<Self> {
         let mut batch = KVec::with_capacity(BATCH, GFP_KERNEL)?;
         for _ in 0..BATCH {
             batch.push(IoBuf::new(BLOCK_SIZE)?, GFP_KERNEL)?;

@@ -8,6 +8,7 @@
 pub mod metadata;
 mod discard;
 mod io_epochs;
+mod lookup;
 mod mapping;
 mod metadata_dev;
 pub mod pool;

@@ -33,20 +33,24 @@
 //!
 //! Locking: the table's mutex, then a pool's trim mutex (held by a trim
 //! batch, and briefly by presuspend to wait for one: see `trim.rs`), then
-//! its state mutex, then the bound target's table-event mutex. The state
-//! mutex is held across metadata I/O and a commit's data-device flush, never
+//! its state lock, then the bound target's table-event mutex. The state
+//! lock is held for writing across metadata writes, a commit's data-device
+//! flush and the reads of cache misses that go by the block manager, never
 //! across the I/O of data blocks (copies, zeroing, discards, bios). The
 //! prison's spinlock and the bio lists' spinlocks are leaves: nothing is
 //! taken under them.
 //!
-//! The state lock is a reader/writer semaphore ([`RwSem`]). Everything
-//! takes it for writing ([`PoolCore::lock`]) but `map`, which takes it for
-//! reading, last and alone, without sleeping ([`PoolCore::read_for_map`]),
-//! for one lookup in the metadata cache through `&PoolState`
-//! ([`PoolMetadata::find_block_shared`]): `map`s on any number of CPUs
-//! look up at once, and defer to the worker only while a writer holds or
-//! waits for the lock. Nothing a reader reaches changes under the read
-//! lock: the block manager's one `&self` call (`peek`) sets an atomic bit.
+//! The state lock is a reader/writer semaphore ([`RwSem`]). Messages,
+//! commits, status, the constructors and the worker's changes take it for
+//! writing ([`PoolCore::lock`]). Lookups take it for reading, so they run
+//! at once on any number of CPUs: `map`'s, last and alone and without
+//! sleeping ([`PoolCore::read_for_map`]), through `&PoolState`
+//! ([`PoolMetadata::find_block_shared`]), deferring the bio to the worker
+//! only while a writer holds or waits for the lock; and the worker's
+//! ([`PoolCore::read`], `lookup.rs`), which reads the nodes they miss with
+//! no lock held and takes the lock for writing only to put them in the
+//! cache. Nothing a reader reaches changes under the read lock: the block
+//! manager's one `&self` call (`peek`) sets an atomic bit.
 
 use crate::dm::{dmerr, dmerr_metadata, dminfo, dmwarn};
 use super::io_epochs::IoEpochs;
@@ -192,6 +196,9 @@ pub struct PoolCore {
     name: Name,
     /// The data device, opened by the pool.
     pub(crate) data: Arc<BdevFile>,
+    /// The metadata device, for reads without the state lock (the worker's
+    /// lookups); writes go through the block manager only.
+    pub(crate) meta: Arc<BdevFile>,
     suspended: AtomicBool,
     #[pin]
     state: RwSem<PoolState>,
@@ -450,6 +457,12 @@ impl PoolCore {
         self.state.write()
     }
 
+    /// Locks the pool's state for reading, shared with `map`s and other
+    /// readers (the worker's lookups and mode checks). Sleeps.
+    pub fn read(&self) -> ReadGuard<'_, PoolState> {
+        self.state.read()
+    }
+
     /// `map`'s hold of the pool's state: shared with other `map`s, `None`
     /// (the caller defers the bio) while anything else holds it or waits
     /// for it. Never sleeps.
@@ -547,7 +560,8 @@ impl Pool {
         let meta = BdevFile::open(metadata_dev, !read_only).map_err(|e| (MD_ERR, e))?;
         let data = BdevFile::open(data_dev, true).map_err(|e| (MD_ERR, e))?;
         let data = Arc::new(data, GFP_KERNEL).map_err(|_| (MD_ERR, ENOMEM))?;
-        let dev = MetadataDev::new(meta, data.clone()).map_err(|e| (MD_ERR, e))?;
+        let meta = Arc::new(meta, GFP_KERNEL).map_err(|_| (MD_ERR, ENOMEM))?;
+        let dev = MetadataDev::new(meta.clone(), data.clone()).map_err(|e| (MD_ERR, e))?;
         let cache = crate::dm::metadata_cache_blocks();
         let pmd = PoolMetadata::open_with_cache(dev, Some(block_size), !read_only, cache).map_err(|e| {
             log_open_error(name, e, block_size);
@@ -583,6 +597,7 @@ impl Pool {
                 block_size,
                 name: Name::new(name),
                 data,
+                meta,
                 // C `pool_create`: suspended until its first resume.
                 suspended: AtomicBool::new(true),
                 state <- crate::new_rwsem!(state, c"PoolCore::state"),

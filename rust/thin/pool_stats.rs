@@ -23,6 +23,10 @@
 //! `deferred / (deferred + remapped + zeroed)` is the share of bios that
 //! took the slow path.
 //!
+//! `lookup_reads` counts the btree nodes the worker's lookups read with no
+//! lock held (`lookup.rs`), `lookup_locked` the lookups it made under the
+//! exclusive lock instead.
+//!
 //! `trimmed` counts the data blocks trims discarded, `trim_runs` their
 //! discards; `trim_at` and `trim_end` show where the running trim is (both
 //! 0 when none runs).
@@ -68,6 +72,8 @@ pub struct PoolStats {
     provision: AtomicU64,
     unmapped_read: AtomicU64,
     special: AtomicU64,
+    lookup_reads: AtomicU64,
+    lookup_locked: AtomicU64,
     trimmed: AtomicU64,
     trim_runs: AtomicU64,
     trim_at: AtomicU64,
@@ -87,6 +93,16 @@ impl PoolStats {
     /// A read `map` completed as zeroes.
     pub fn zeroed(&self) {
         self.zeroed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The worker read a node for a lookup without the lock.
+    pub fn lookup_read(&self) {
+        self.lookup_reads.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The worker made a lookup under the exclusive lock.
+    pub fn lookup_locked(&self) {
+        self.lookup_locked.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A trim discarded `blocks` data blocks in one discard.
@@ -158,6 +174,8 @@ impl fmt::Debug for PoolStats {
         writeln!(f, "special {}", get(&self.special))?;
         writeln!(f, "deferred {}", deferred)?;
         writeln!(f, "total {}", deferred + done)?;
+        writeln!(f, "lookup_reads {}", get(&self.lookup_reads))?;
+        writeln!(f, "lookup_locked {}", get(&self.lookup_locked))?;
         writeln!(f, "trimmed {}", get(&self.trimmed))?;
         writeln!(f, "trim_runs {}", get(&self.trim_runs))?;
         writeln!(f, "trim_at {}", get(&self.trim_at))?;

@@ -10,8 +10,9 @@
 //! asked for, and last one batch of a delete in progress (`reclaim.rs`).
 //!
 //! Everything here runs on the pool's ordered workqueue in a [`noio`](crate::dm::noio)
-//! scope. The pool's state mutex is taken per metadata operation, so `map`
-//! (which only try-locks it) is held up as little as possible.
+//! scope. The pool's state lock is taken per metadata operation, so `map`
+//! (which only try-locks it, shared) is held up as little as possible;
+//! lookups and mode checks take it shared too (see `lookup.rs`).
 
 use crate::dm::{dmerr};
 use super::mapping::{Job, JobList};
@@ -39,6 +40,8 @@ pub struct WorkState {
     flush_completions: BioList<ThinBio>,
     /// What deletes in progress freed, for its discard (see `reclaim.rs`).
     pub(crate) reclaim_trim: super::reclaim::ReclaimTrim,
+    /// The buffer of lookups' reads outside the lock (see `lookup.rs`).
+    miss_buf: super::lookup::MissBuf,
 }
 
 /// The outcome of processing one deferred bio.
@@ -234,7 +237,7 @@ impl PoolCore {
             bio.endio(BlkStatus::DM_REQUEUE);
             return Step::Done;
         }
-        let mode = self.lock().mode();
+        let mode = self.read().mode();
         if mode == PoolMode::Fail {
             bio.endio(BlkStatus::IOERR);
             return Step::Done;
@@ -276,7 +279,7 @@ impl PoolCore {
                 return Step::Done;
             }
         }
-        let found = self.lock().pmd.find_block(thin.id, vblock, true);
+        let found = self.find_block(&mut ws.miss_buf, thin.id, vblock);
         match found {
             Ok(Some(m)) if !(op == Op::Write && m.shared) => {
                 if m.shared {

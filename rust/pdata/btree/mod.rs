@@ -360,14 +360,19 @@ impl<V: ValueType> Btree<V> {
 
     /// [`lookup`](Self::lookup) through a shared block manager: cached
     /// nodes only, `Err(WouldBlock)` where it would read or wait (see
-    /// [`BlockManager::peek`] for what the caller must hold).
+    /// [`BlockManager::peek`] for what the caller must hold), with the
+    /// node it stopped at in `miss`.
     pub fn lookup_shared<D: BlockDevice>(
         &self,
         bm: &BlockManager<D>,
         root: u64,
         keys: &[u64],
+        miss: &mut Option<u64>,
     ) -> Result<Option<V::Value>> {
-        self.lookup_in(&mut Peeking(bm), root, keys)
+        let mut src = Peeking { bm, miss: None };
+        let r = self.lookup_in(&mut src, root, keys);
+        *miss = src.miss;
+        r
     }
 
     fn lookup_in<N: NodeReader>(
@@ -778,11 +783,23 @@ impl<T: Transaction> NodeReader for Locking<'_, T> {
     }
 }
 
-/// Through a shared block manager: cached nodes only.
-struct Peeking<'a, D: BlockDevice>(&'a BlockManager<D>);
+/// Through a shared block manager: cached nodes only; the node it found
+/// uncached in `miss`.
+struct Peeking<'a, D: BlockDevice> {
+    bm: &'a BlockManager<D>,
+    miss: Option<u64>,
+}
 
 impl<D: BlockDevice> NodeReader for Peeking<'_, D> {
     fn with_node<R>(&mut self, b: u64, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
-        f(self.0.peek(b, &BTREE_NODE_VALIDATOR)?)
+        match self.bm.peek(b, &BTREE_NODE_VALIDATOR) {
+            Ok(data) => f(data),
+            Err(e) => {
+                if e == Error::WouldBlock {
+                    self.miss = Some(b);
+                }
+                Err(e)
+            }
+        }
     }
 }

@@ -143,4 +143,4 @@ pub use deleting::Reclaimed;
 pub use device_details::DeviceDetails;
 pub use error::{Error, Result};
 pub use pool_metadata::PoolMetadata;
-pub use thin_device::{LookupResult, MappedRange, ThinDevice, ThinId};
+pub use thin_device::{LookupResult, MappedRange, Miss, NodeMiss, ThinDevice, ThinId};

@@ -11,6 +11,7 @@ use super::error::{Error, Result};
 use super::pool_metadata::PoolMetadata;
 use super::value_types::{BOTTOM_LEVEL, MAPPING_TREE, TOP_LEVEL};
 use crate::pdata::block_device::BlockDevice;
+use crate::pdata::btree::BTREE_NODE_VALIDATOR;
 use crate::pdata::transaction_manager::Transaction;
 
 /// A thin device id (`dm_thin_id`): 24 bits are usable from the target
@@ -89,6 +90,25 @@ impl ThinDevice {
             shared: self.snapshotted_since(bt.time),
         }
     }
+}
+
+/// Why [`PoolMetadata::find_block_or_miss`] did not answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// A node to read first.
+    Node(NodeMiss),
+    /// What the blocking lookup would answer too (or `WouldBlock`: a node
+    /// is write-locked, the device's details are not loaded).
+    Error(Error),
+}
+
+/// A btree node a shared lookup missed, and the block manager's write
+/// epoch when it did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NodeMiss {
+    /// The node's block.
+    pub block: u64,
+    epoch: u64,
 }
 
 /// A found mapping (`struct dm_thin_lookup_result`).
@@ -184,6 +204,34 @@ impl<D: BlockDevice> PoolMetadata<D> {
     /// (the worker's lookups do). `Err(WouldBlock)` where the blocking
     /// lookup would read, wait, or load the device's details.
     pub fn find_block_shared(&self, dev: ThinId, block: u64) -> Result<Option<LookupResult>> {
+        self.find_shared(dev, block, &mut None)
+    }
+
+    /// [`find_block_shared`](Self::find_block_shared) for a lookup that
+    /// may read: `Err(Miss)` names the node to read (outside the lock, and
+    /// [`install_node`](Self::install_node) it) before trying again.
+    pub fn find_block_or_miss(&self, dev: ThinId, block: u64) -> core::result::Result<Option<LookupResult>, Miss> {
+        let mut miss = None;
+        self.find_shared(dev, block, &mut miss).map_err(|e| match (e, miss) {
+            (Error::WouldBlock, Some(block)) => Miss::Node(NodeMiss {
+                block,
+                epoch: self.pd.as_ref().map_or(0, |pd| pd.tm.bm_ref().write_epoch()),
+            }),
+            (e, _) => Miss::Error(e),
+        })
+    }
+
+    /// Puts a node [`find_block_or_miss`](Self::find_block_or_miss) named,
+    /// as read from the metadata device since, in the cache (see
+    /// [`BlockManager::install`](crate::pdata::block_manager::BlockManager::install)).
+    /// Whether it was put or not, the lookup is tried again.
+    pub fn install_node(&mut self, miss: &NodeMiss, data: &[u8]) -> Result<()> {
+        let pd = self.pd()?;
+        pd.tm.bm().install(miss.block, data, &BTREE_NODE_VALIDATOR, miss.epoch)?;
+        Ok(())
+    }
+
+    fn find_shared(&self, dev: ThinId, block: u64, miss: &mut Option<u64>) -> Result<Option<LookupResult>> {
         let pd = self.pd.as_ref().ok_or(Error::FailIo)?;
         let td = self
             .devices
@@ -195,10 +243,10 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let subtree = match td.root_cache {
             Some((g, r)) if g == self.generation => r,
             _ => TOP_LEVEL
-                .lookup_shared(bm, self.root, &[dev])?
+                .lookup_shared(bm, self.root, &[dev], miss)?
                 .ok_or(Error::Corrupt)?,
         };
-        let v = BOTTOM_LEVEL.lookup_shared(bm, subtree, &[block])?;
+        let v = BOTTOM_LEVEL.lookup_shared(bm, subtree, &[block], miss)?;
         if v.is_some_and(|bt| bt.block >= nr_data) {
             return Err(Error::DataBlockOutOfRange);
         }

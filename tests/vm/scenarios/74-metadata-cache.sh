@@ -7,7 +7,9 @@
 # - with the metadata of a thin of 60000 mappings cached (a write in every
 #   200th block reads every leaf), dropping the kernel's slab caches
 #   (drop_caches=2 runs every shrinker) gives blocks back, every written
-#   block still reads back, and the metadata is clean afterwards.
+#   block still reads back, and the metadata is clean afterwards;
+# - the worker's lookups read the cold tree's nodes with no lock held
+#   (`lookup_reads` in the stats).
 APPLIES="rust"
 N=60000
 PARAM=/sys/module/dm_thin_rs/parameters/metadata_cache_mb
@@ -42,6 +44,10 @@ main() {
         i=$((i + 200))
     done
     sync
+    # The cold tree was read by the worker's lookups with no lock held
+    # (rust/thin/lookup.rs), not under the exclusive lock.
+    note "worker lookups: $(ms lookup_reads) nodes read outside the lock, $(ms lookup_locked) lookups locked"
+    assert_gt "$(ms lookup_reads)" 50 "metadata nodes the worker read outside the pool lock"
     s0=$(ms cache_shrunk)
     echo 2 > /proc/sys/vm/drop_caches
     s1=$(ms cache_shrunk)
