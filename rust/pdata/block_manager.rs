@@ -348,7 +348,19 @@ impl<D: BlockDevice> BlockManager<D> {
     /// asynchronously under memory pressure the same way), so a miss costs
     /// one batched write for many later ones. The cache grows past
     /// `capacity` only when every slot is locked.
+    /// A free slot with a block buffer (a slot the shrinker emptied gets
+    /// one again).
     fn get_slot(&mut self) -> Result<usize> {
+        let i = self.free_slot()?;
+        if self.slots[i].data.len() != BLOCK_SIZE {
+            let mut data = Vec::new();
+            data.resize(BLOCK_SIZE, 0u8)?;
+            self.slots[i].data = data;
+        }
+        Ok(i)
+    }
+
+    fn free_slot(&mut self) -> Result<usize> {
         if self.slots.len() < self.capacity {
             return self.add_slot();
         }
@@ -443,12 +455,6 @@ impl<D: BlockDevice> BlockManager<D> {
             return Err(Error::WouldBlock);
         }
         let i = self.get_slot()?;
-        if self.slots[i].data.len() != BLOCK_SIZE {
-            // A slot the shrinker emptied gets a buffer again.
-            let mut data = Vec::new();
-            data.resize(BLOCK_SIZE, 0u8)?;
-            self.slots[i].data = data;
-        }
         if zero {
             self.slots[i].data.fill(0);
         } else {
@@ -588,11 +594,6 @@ impl<D: BlockDevice> BlockManager<D> {
         }
         v.check(b, data)?;
         let i = self.get_slot()?;
-        if self.slots[i].data.len() != BLOCK_SIZE {
-            let mut buf = Vec::new();
-            buf.resize(BLOCK_SIZE, 0u8)?;
-            self.slots[i].data = buf;
-        }
         let s = &mut self.slots[i];
         s.data.copy_from_slice(data);
         s.validator = Some(v);
