@@ -20,6 +20,9 @@ pub mod table_line;
 #[path = "../rust/thin/io_epochs.rs"]
 pub mod io_epochs;
 
+#[path = "../rust/thin/per_cpu.rs"]
+pub mod per_cpu;
+
 
 pub mod file_device;
 pub mod hostile;

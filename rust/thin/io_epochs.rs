@@ -24,20 +24,48 @@
 //! Epochs are numbered; [`SLOTS`] counters hold the live ones. The worker
 //! starts a new epoch at a barrier only when the slot it reuses is empty,
 //! so every bio in flight is counted in one of the last [`SLOTS`] epochs.
-//! Counting is lock-free: a bio increments the current slot and checks the
-//! epoch did not move meanwhile (if it did, it uncounts and tries again).
+//! Counting is lock-free: a bio counts itself in the current slot and
+//! checks the epoch did not move meanwhile (if it did, it uncounts and
+//! tries again).
+//!
+//! The counts are striped by CPU (`per_cpu.rs`): a slot is two monotonic
+//! counts per stripe, bios that entered it and bios that left it, each
+//! added to on the CPU the bio is on at that moment (it may enter on one
+//! and leave on another). So `map` and `end_io` touch only their CPU's
+//! cache lines. A slot is empty when its summed leaves equal its summed
+//! enters, the leaves summed *first*: every leave seen belongs to an enter
+//! that happened before it, hence before the enters are summed, so it is
+//! among the enters seen; equal sums then mean every enter seen has left,
+//! and every bio that entered before the check began is among them. Sums
+//! and counts wrap (`u32`): only their difference, the bios in flight,
+//! matters.
+//!
+//! The worker keeps `oldest`, the oldest epoch it has not seen empty: an
+//! epoch before the current one gets no new bios (an enter that raced the
+//! move uncounts itself at once), so once seen empty it stays so, and the
+//! worker's checks start from there instead of summing every slot. (A
+//! stale `oldest` is only slower, so racing callers could not harm it.)
 
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use super::per_cpu::{this_stripe, STRIPES, Stripe};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::SeqCst};
 
 /// How many epochs may have bios in flight at once (C `DEFERRED_SET_SIZE`).
 pub const SLOTS: usize = 64;
+
+/// One stripe's counts: bios that entered and left each slot.
+struct Counts {
+    entered: [AtomicU32; SLOTS],
+    left: [AtomicU32; SLOTS],
+}
 
 /// Epoch counters; see the module documentation.
 pub struct IoEpochs {
     /// The current epoch's number.
     current: AtomicUsize,
-    /// Bios in flight, by epoch number modulo [`SLOTS`].
-    counts: [AtomicUsize; SLOTS],
+    /// Worker only: the oldest epoch not yet seen empty (see above).
+    oldest: AtomicUsize,
+    /// Bios in and out, by epoch number modulo [`SLOTS`], per stripe.
+    counts: [Stripe<Counts>; STRIPES],
     /// The worker has jobs parked on tickets: an epoch that empties wakes it.
     parked: AtomicBool,
 }
@@ -54,18 +82,39 @@ impl IoEpochs {
     pub const fn new() -> Self {
         IoEpochs {
             current: AtomicUsize::new(0),
-            counts: [const { AtomicUsize::new(0) }; SLOTS],
+            oldest: AtomicUsize::new(0),
+            counts: [const {
+                Stripe(Counts {
+                    entered: [const { AtomicU32::new(0) }; SLOTS],
+                    left: [const { AtomicU32::new(0) }; SLOTS],
+                })
+            }; STRIPES],
             parked: AtomicBool::new(false),
         }
     }
 
-    /// Uncounts one bio of `slot`; whether the worker must run (the slot
-    /// emptied while jobs are parked).
+    /// Whether no bio counted in `slot` is in flight (leaves summed first,
+    /// see the module documentation).
+    fn empty(&self, slot: usize) -> bool {
+        let sum = |pick: fn(&Counts) -> &[AtomicU32; SLOTS]| {
+            self.counts
+                .iter()
+                .fold(0u32, |s, c| s.wrapping_add(pick(&c.0)[slot].load(SeqCst)))
+        };
+        let left = sum(|c| &c.left);
+        let entered = sum(|c| &c.entered);
+        entered == left
+    }
+
+    /// Uncounts one bio of `slot`; whether the worker must run (jobs are
+    /// parked and the slot emptied: of the bios leaving it at once, the
+    /// last to count itself out sees it empty).
     fn dec(&self, slot: usize) -> bool {
-        match self.counts.get(slot) {
-            Some(c) => c.fetch_sub(1, SeqCst) == 1 && self.parked.load(SeqCst),
-            None => false,
+        if slot >= SLOTS {
+            return false;
         }
+        self.counts[this_stripe()].0.left[slot].fetch_add(1, SeqCst);
+        self.parked.load(SeqCst) && self.empty(slot)
     }
 
     /// Counts one bio in the current epoch. Never sleeps. The `bool` says
@@ -76,7 +125,7 @@ impl IoEpochs {
         loop {
             let e = self.current.load(SeqCst);
             let slot = e % SLOTS;
-            self.counts[slot].fetch_add(1, SeqCst);
+            self.counts[this_stripe()].0.entered[slot].fetch_add(1, SeqCst);
             if self.current.load(SeqCst) == e {
                 return (slot as Epoch + 1, wake);
             }
@@ -111,27 +160,37 @@ impl IoEpochs {
     /// Worker only: starts epoch `e + 1` if its slot is empty.
     fn advance(&self, e: usize) {
         let next = e.wrapping_add(1);
-        if self.counts[next % SLOTS].load(SeqCst) == 0 {
+        if self.empty(next % SLOTS) {
             let _ = self.current.compare_exchange(e, next, SeqCst, SeqCst);
         }
     }
 
-    /// Whether every bio counted up to the ticket's epoch has completed.
+    /// Worker only: whether every bio counted up to the ticket's epoch has
+    /// completed.
     pub fn drained(&self, t: Ticket) -> bool {
-        let cur = self.current.load(SeqCst);
-        if t.0 == cur {
+        if t.0 == self.current.load(SeqCst) {
             // Bios keep arriving in the ticket's epoch: move on if we can.
-            self.advance(cur);
+            self.advance(t.0);
         }
+        let cur = self.current.load(SeqCst);
         // Every bio in flight is counted in the last SLOTS epochs.
-        let age = cur.wrapping_sub(t.0);
-        if age >= SLOTS {
+        if cur.wrapping_sub(t.0) >= SLOTS {
             return true;
         }
-        (0..SLOTS - age).all(|back| {
-            let epoch = t.0.wrapping_sub(back);
-            self.counts[epoch % SLOTS].load(SeqCst) == 0
-        })
+        let first = cur.wrapping_sub(SLOTS - 1);
+        let mut e = self.oldest.load(SeqCst);
+        if cur.wrapping_sub(e) >= SLOTS {
+            e = first;
+        }
+        // Past epochs seen empty stay empty: `oldest` moves over them.
+        while e != cur && self.empty(e % SLOTS) {
+            e = e.wrapping_add(1);
+        }
+        self.oldest.store(e, SeqCst);
+        // Every epoch before `e` is empty. The ticket is drained when its
+        // epoch is one of them, or is `e` itself and empty now.
+        let age = |x: usize| x.wrapping_sub(first);
+        age(t.0) < age(e) || (t.0 == e && self.empty(e % SLOTS))
     }
 
     /// Worker only: whether jobs are parked on tickets (set before the

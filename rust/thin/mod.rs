@@ -11,6 +11,7 @@ mod io_epochs;
 mod lookup;
 mod mapping;
 mod metadata_dev;
+mod per_cpu;
 pub mod pool;
 mod pool_message;
 mod pool_stats;

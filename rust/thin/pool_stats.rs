@@ -39,9 +39,11 @@
 //! batches (`reclaim.rs`), `reclaim_batches` those batches.
 //!
 //! The counters are relaxed atomics: figures for a bench or an operator,
-//! not for synchronisation.
+//! not for synchronisation. `remapped` and `zeroed`, which every mapped bio
+//! adds to, are striped by CPU (`per_cpu.rs`).
 
 use core::fmt;
+use super::per_cpu::Counter;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Why `map` deferred a bio.
@@ -64,8 +66,8 @@ pub enum Deferral {
 /// The counters of one pool.
 #[derive(Default)]
 pub struct PoolStats {
-    remapped: AtomicU64,
-    zeroed: AtomicU64,
+    remapped: Counter,
+    zeroed: Counter,
     contended: AtomicU64,
     cache_miss: AtomicU64,
     cell: AtomicU64,
@@ -87,12 +89,12 @@ pub struct PoolStats {
 impl PoolStats {
     /// A bio `map` remapped.
     pub fn remapped(&self) {
-        self.remapped.fetch_add(1, Ordering::Relaxed);
+        self.remapped.add(1);
     }
 
     /// A read `map` completed as zeroes.
     pub fn zeroed(&self) {
-        self.zeroed.fetch_add(1, Ordering::Relaxed);
+        self.zeroed.add(1);
     }
 
     /// The worker read a node for a lookup without the lock.
@@ -163,9 +165,10 @@ impl fmt::Debug for PoolStats {
         .into_iter()
         .map(get)
         .sum();
-        let done = get(&self.remapped) + get(&self.zeroed);
-        writeln!(f, "remapped {}", get(&self.remapped))?;
-        writeln!(f, "zeroed {}", get(&self.zeroed))?;
+        let (remapped, zeroed) = (self.remapped.get(), self.zeroed.get());
+        let done = remapped + zeroed;
+        writeln!(f, "remapped {}", remapped)?;
+        writeln!(f, "zeroed {}", zeroed)?;
         writeln!(f, "contended {}", get(&self.contended))?;
         writeln!(f, "cache_miss {}", get(&self.cache_miss))?;
         writeln!(f, "cell {}", get(&self.cell))?;

@@ -172,7 +172,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         td.id = to;
         (td.transaction_id, td.creation_time) = DELETING;
         td.changed = true;
-        td.root_cache = None;
+        td.root_cache.clear();
         self.devices.push(td)?;
         self.deleting.push(to)?;
         self.generation = self.generation.wrapping_add(1);

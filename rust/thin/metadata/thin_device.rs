@@ -13,6 +13,7 @@ use super::value_types::{BOTTOM_LEVEL, MAPPING_TREE, TOP_LEVEL};
 use crate::pdata::block_device::BlockDevice;
 use crate::pdata::btree::BTREE_NODE_VALIDATOR;
 use crate::pdata::transaction_manager::Transaction;
+use core::sync::atomic::{AtomicU64, Ordering::{Acquire, Relaxed, Release}};
 
 /// A thin device id (`dm_thin_id`): 24 bits are usable from the target
 /// line, but the trees take any `u64`.
@@ -37,10 +38,73 @@ pub struct ThinDevice {
     pub creation_time: u32,
     /// Pool time of the last snapshot of (or as) this device.
     pub snapshotted_time: u32,
-    /// `(generation, root)`: the root of this device's mapping tree as
-    /// found in the top level while the pool's generation was unchanged,
-    /// so repeated lookups skip the top level.
-    pub(super) root_cache: Option<(u64, u64)>,
+    /// The root of this device's mapping tree as found in the top level,
+    /// used while the pool's generation is unchanged, so repeated lookups
+    /// skip the top level.
+    pub(super) root_cache: RootCache,
+}
+
+/// A device's mapping-tree root and the pool generation it was found in.
+///
+/// Lookups through `&self` (several at once, under the owner's lock held
+/// shared) remember it too, so it is two atomics: the root is stored
+/// before the generation (release) and loaded after it (acquire). Every
+/// change to the trees bumps the generation and needs `&mut`, so all the
+/// lookups that may store at once found the same root in the same
+/// generation: a generation seen current comes with its root.
+#[derive(Default)]
+pub(super) struct RootCache {
+    /// The generation plus one; 0 when nothing is remembered.
+    generation: AtomicU64,
+    root: AtomicU64,
+}
+
+impl RootCache {
+    /// The remembered root, if it was found in `generation`.
+    fn get(&self, generation: u64) -> Option<u64> {
+        (self.generation.load(Acquire) == generation.wrapping_add(1))
+            .then(|| self.root.load(Relaxed))
+    }
+
+    /// Remembers `root`, found in `generation`.
+    fn set(&self, generation: u64, root: u64) {
+        self.root.store(root, Relaxed);
+        self.generation.store(generation.wrapping_add(1), Release);
+    }
+
+    /// Forgets the root.
+    pub(super) fn clear(&mut self) {
+        *self.generation.get_mut() = 0;
+    }
+
+    fn pair(&self) -> (u64, u64) {
+        (self.generation.load(Acquire), self.root.load(Relaxed))
+    }
+}
+
+impl Clone for RootCache {
+    fn clone(&self) -> Self {
+        let (generation, root) = self.pair();
+        RootCache { generation: AtomicU64::new(generation), root: AtomicU64::new(root) }
+    }
+}
+
+impl PartialEq for RootCache {
+    fn eq(&self, other: &Self) -> bool {
+        self.pair() == other.pair()
+    }
+}
+
+impl Eq for RootCache {}
+
+impl core::fmt::Debug for RootCache {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (generation, root) = self.pair();
+        match generation.checked_sub(1) {
+            Some(g) => write!(f, "Some(({g}, {root}))"),
+            None => f.write_str("None"),
+        }
+    }
 }
 
 impl ThinDevice {
@@ -55,7 +119,7 @@ impl ThinDevice {
             transaction_id: 0,
             creation_time: 0,
             snapshotted_time: 0,
-            root_cache: None,
+            root_cache: RootCache::default(),
         }
     }
 
@@ -164,10 +228,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
         let (root, generation) = (self.root, self.generation);
         let nr_data = self.data_dev_size()?;
         let cached = match self.devices.get(i) {
-            Some(td) => match td.root_cache {
-                Some((g, r)) if g == generation => Some(r),
-                _ => None,
-            },
+            Some(td) => td.root_cache.get(generation),
             None => return Err(Error::Corrupt),
         };
         let pd = self.pd()?;
@@ -193,15 +254,15 @@ impl<D: BlockDevice> PoolMetadata<D> {
             return Err(Error::DataBlockOutOfRange);
         }
         let td = self.devices.get_mut(i).ok_or(Error::Corrupt)?;
-        td.root_cache = Some((generation, subtree));
+        td.root_cache.set(generation, subtree);
         Ok(v.map(|bt| td.lookup_result(bt)))
     }
 
     /// [`find_block`](Self::find_block) with `can_issue_io` false, through
     /// `&self`: for `map()`, several at once, under the owner's lock held
     /// shared (see [`BlockManager::peek`](crate::pdata::block_manager::BlockManager::peek)).
-    /// Cached blocks only; it does not remember the thin's subtree root
-    /// (the worker's lookups do). `Err(WouldBlock)` where the blocking
+    /// Cached blocks only; it remembers the thin's subtree root as the
+    /// blocking lookup does ([`RootCache`]). `Err(WouldBlock)` where the blocking
     /// lookup would read, wait, or load the device's details.
     pub fn find_block_shared(&self, dev: ThinId, block: u64) -> Result<Option<LookupResult>> {
         self.find_shared(dev, block, &mut None)
@@ -240,11 +301,15 @@ impl<D: BlockDevice> PoolMetadata<D> {
             .ok_or(Error::WouldBlock)?;
         let nr_data = self.data_dev_size()?;
         let bm = pd.tm.bm_ref();
-        let subtree = match td.root_cache {
-            Some((g, r)) if g == self.generation => r,
-            _ => TOP_LEVEL
-                .lookup_shared(bm, self.root, &[dev], miss)?
-                .ok_or(Error::Corrupt)?,
+        let subtree = match td.root_cache.get(self.generation) {
+            Some(r) => r,
+            None => {
+                let r = TOP_LEVEL
+                    .lookup_shared(bm, self.root, &[dev], miss)?
+                    .ok_or(Error::Corrupt)?;
+                td.root_cache.set(self.generation, r);
+                r
+            }
         };
         let v = BOTTOM_LEVEL.lookup_shared(bm, subtree, &[block], miss)?;
         if v.is_some_and(|bt| bt.block >= nr_data) {
