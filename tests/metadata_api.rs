@@ -500,6 +500,44 @@ fn pre_commit_runs_first_on_every_commit_path() {
     assert!(p.device_details(2).unwrap().is_some());
 }
 
+/// The owner's own data-device flush (made with no lock held, after it
+/// read the generation) stands for the commit's barrier only while nothing
+/// changed since that read: a mapping made after the read may name data
+/// the flush did not cover.
+#[test]
+fn a_data_flush_made_before_the_commit_stands_for_its_barrier_until_a_change() {
+    let mut p = pool(100);
+    p.create_thin(1).unwrap();
+    p.commit().unwrap();
+    provision(&mut p, 1, 0);
+    let n = pre_commits(&mut p);
+    // Flushed after the last change: the commit needs no barrier of its own.
+    let g = p.generation();
+    p.data_flushed(g);
+    p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n, "the owner's flush covered the commit");
+    // A change after the read: the commit flushes again.
+    provision(&mut p, 1, 1);
+    let g = p.generation();
+    provision(&mut p, 1, 2);
+    p.data_flushed(g);
+    p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 1, "a mapping made after the flush began");
+    // A mark is used once: the next commit with changes flushes again.
+    provision(&mut p, 1, 3);
+    p.data_flushed(p.generation());
+    provision(&mut p, 1, 4);
+    p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 2);
+    provision(&mut p, 1, 5);
+    p.commit().unwrap();
+    assert_eq!(pre_commits(&mut p), n + 3, "no mark, the barrier runs");
+    let mut p = reopen(p);
+    for v in 0..6 {
+        assert!(p.find_block(1, v, true).unwrap().is_some(), "block {v} committed");
+    }
+}
+
 /// needs_check reaches the disk at once, in read-only mode too, without
 /// a commit: a pool that goes read-only and is never closed cleanly still
 /// tells `thin_check` to look. The open transaction does not leak out.

@@ -19,9 +19,10 @@
 //! - `special`: flushes, FUA writes and discards, which always go through
 //!   the worker.
 //!
-//! `remapped` and `zeroed` count what `map` finished itself, so
-//! `deferred / (deferred + remapped + zeroed)` is the share of bios that
-//! took the slow path.
+//! `remapped` and `zeroed` count what `map` finished itself, and `flushed`
+//! the empty flushes it sent to the data device (the thin had nothing to
+//! commit), so `deferred / (deferred + remapped + zeroed + flushed)` is the
+//! share of bios that took the slow path.
 //!
 //! `lookup_reads` counts the btree nodes the worker's lookups read with no
 //! lock held (`lookup.rs`), `lookup_locked` the lookups it made under the
@@ -39,8 +40,8 @@
 //! batches (`reclaim.rs`), `reclaim_batches` those batches.
 //!
 //! The counters are relaxed atomics: figures for a bench or an operator,
-//! not for synchronisation. `remapped` and `zeroed`, which every mapped bio
-//! adds to, are striped by CPU (`per_cpu.rs`).
+//! not for synchronisation. `remapped`, `zeroed` and `flushed`, which every
+//! mapped bio adds to, are striped by CPU (`per_cpu.rs`).
 
 use core::fmt;
 use super::per_cpu::Counter;
@@ -68,6 +69,7 @@ pub enum Deferral {
 pub struct PoolStats {
     remapped: Counter,
     zeroed: Counter,
+    flushed: Counter,
     contended: AtomicU64,
     cache_miss: AtomicU64,
     cell: AtomicU64,
@@ -95,6 +97,11 @@ impl PoolStats {
     /// A read `map` completed as zeroes.
     pub fn zeroed(&self) {
         self.zeroed.add(1);
+    }
+
+    /// An empty flush `map` sent to the data device.
+    pub fn flushed(&self) {
+        self.flushed.add(1);
     }
 
     /// The worker read a node for a lookup without the lock.
@@ -165,10 +172,11 @@ impl fmt::Debug for PoolStats {
         .into_iter()
         .map(get)
         .sum();
-        let (remapped, zeroed) = (self.remapped.get(), self.zeroed.get());
-        let done = remapped + zeroed;
+        let (remapped, zeroed, flushed) = (self.remapped.get(), self.zeroed.get(), self.flushed.get());
+        let done = remapped + zeroed + flushed;
         writeln!(f, "remapped {}", remapped)?;
         writeln!(f, "zeroed {}", zeroed)?;
+        writeln!(f, "flushed {}", flushed)?;
         writeln!(f, "contended {}", get(&self.contended))?;
         writeln!(f, "cache_miss {}", get(&self.cache_miss))?;
         writeln!(f, "cell {}", get(&self.cell))?;

@@ -43,6 +43,45 @@ impl ThinTarget {
         pool.wake();
         m
     }
+
+    /// An empty flush (what `fsync` sends): when the thin has nothing
+    /// uncommitted, the data device's flush is all it needs, and it goes
+    /// there at once, as the worker would send it. A write that completed
+    /// before the flush was mapped before it completed, under the lock held
+    /// for writing, so the thin is seen changed; a commit holds that lock
+    /// from its first write to its superblock, so under the lock held for
+    /// reading the thin's changes are either all committed or not. Anything
+    /// else (changes, an aborted commit, details not loaded, the lock held
+    /// for writing) goes to the worker, which commits first or fails it.
+    fn map_flush<'a>(&self, mut bio: MapBio<'a, ThinBio>) -> Mapped<'a> {
+        let core = self.thin.pool.core();
+        let (epoch, wake) = core.io.enter();
+        let passdown = match core.read_for_map() {
+            Some(st) if st.mode() == PoolMode::Fail => {
+                drop(st);
+                if core.io.exit(epoch) | wake {
+                    self.thin.pool.wake();
+                }
+                return bio.kill();
+            }
+            Some(st) if st.pmd.thin_flush_needs_no_commit(self.thin.id) => Ok(()),
+            Some(_) => Err(Deferral::Special),
+            None => Err(Deferral::Contended),
+        };
+        if let Err(why) = passdown {
+            if core.io.exit(epoch) | wake {
+                self.thin.pool.wake();
+            }
+            core.stats.deferred(why);
+            return self.defer(bio);
+        }
+        if wake {
+            self.thin.pool.wake();
+        }
+        bio.data_mut().epoch.store(epoch, Ordering::SeqCst);
+        core.stats.flushed();
+        bio.remap_file(&core.data, 0)
+    }
 }
 
 #[vtable]
@@ -195,6 +234,9 @@ impl Target for ThinTarget {
         let core = self.thin.pool.core();
         let sector = bio.sector().wrapping_sub(ti.begin());
         bio.set_sector(sector);
+        if bio.is_preflush() && bio.size() == 0 && bio.op() == Op::Write && !bio.is_fua() {
+            return self.map_flush(bio);
+        }
         if bio.op() == Op::Discard || bio.is_preflush() || bio.is_fua() {
             core.stats.deferred(Deferral::Special);
             return self.defer(bio);

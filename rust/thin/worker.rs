@@ -596,10 +596,26 @@ impl PoolCore {
         if !flushes && !due {
             return;
         }
+        // Looked at under the lock held for reading, so an idle pool's
+        // `map`s do not defer for the waker's tick every second.
+        let generation = {
+            let st = self.read();
+            if !flushes && !st.pmd.changed_this_transaction() {
+                return;
+            }
+            st.pmd.generation()
+        };
+        // The data device's flush, the commit's slow part, with no lock
+        // held: `map`s go on meanwhile (see pool_metadata.rs, "Commits").
+        // If it fails, the commit's own barrier flushes again and fails.
+        let data_flushed = self.data.flush().is_ok();
         let r = {
             let mut st = self.lock();
             if !flushes && !st.pmd.changed_this_transaction() {
                 return;
+            }
+            if data_flushed {
+                st.pmd.data_flushed(generation);
             }
             if st.mode() >= PoolMode::OutOfMetadataSpace && !flushes {
                 return;

@@ -19,7 +19,15 @@
 //! whose contents are not durable (C: the callback of
 //! `dm_pool_register_pre_commit_callback`). A failure there stops the
 //! commit before anything is written. A pool with nothing changed since
-//! the last commit skips both. Then: changed device details, the data
+//! the last commit skips both.
+//!
+//! The owner may flush the data device itself, with no lock held, before
+//! it takes the metadata for a commit: it reads [`PoolMetadata::generation`]
+//! first, and after the flush calls [`PoolMetadata::data_flushed`] with it.
+//! The next commit then skips the barrier if nothing changed since that
+//! read: every mapping it commits was made before the read, after its data
+//! was written, so the flush covered that data. So the pool's `map`s go on
+//! during the data device's flush, the slow part of a commit. Then: changed device details, the data
 //! space map, the metadata space map, and the superblock last (see the
 //! commit contract in `pdata::transaction_manager`): one batch of writes,
 //! a flush, one FUA write.
@@ -115,6 +123,9 @@ pub struct PoolMetadata<D: BlockDevice> {
     /// Bumped by every change: a device's cached mapping-tree root (see
     /// [`ThinDevice`]) is only used while the generation is unchanged.
     pub(super) generation: u64,
+    /// The generation the owner read before it flushed the data device
+    /// (see [`Self::data_flushed`]); taken by the next commit.
+    data_flushed_at: Option<u64>,
     /// Registered low-water mark of free metadata blocks, re-applied to
     /// the new space map after an abort.
     pub(super) metadata_threshold: Option<u64>,
@@ -197,6 +208,7 @@ impl<D: BlockDevice> PoolMetadata<D> {
             read_only: false,
             data_nr_blocks_pending: None,
             generation: 0,
+            data_flushed_at: None,
             metadata_threshold: None,
             version: THIN_VERSION,
             uuid: [0; 16],
@@ -372,7 +384,9 @@ impl<D: BlockDevice> PoolMetadata<D> {
         if !self.in_service {
             return Ok(());
         }
-        pre_commit(self.pd()?)?;
+        if self.data_flushed_at.take() != Some(self.generation) {
+            pre_commit(self.pd()?)?;
+        }
         self.write_changed_details()?;
         // Blocks whose I/O is in flight are written as if not yet taken.
         self.in_flight_out()?;
@@ -432,6 +446,20 @@ impl<D: BlockDevice> PoolMetadata<D> {
             return Err(e);
         }
         r.map_err(Error::from)
+    }
+
+    /// A number every change to the metadata moves on (and only a change,
+    /// or the start of a transaction): see [`Self::data_flushed`].
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The owner flushed the data device after reading `generation`: the
+    /// next commit skips its pre-commit barrier if nothing changed since
+    /// (see "Commits" above). A mark the next commit does not match is
+    /// dropped.
+    pub fn data_flushed(&mut self, generation: u64) {
+        self.data_flushed_at = Some(generation);
     }
 
     /// `dm_pool_commit_metadata`: makes everything done so far durable and

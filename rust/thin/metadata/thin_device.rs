@@ -487,6 +487,18 @@ impl<D: BlockDevice> PoolMetadata<D> {
         Ok(self.device(dev)?.aborted_with_changes)
     }
 
+    /// Whether a flush of `dev` needs nothing from the metadata: its
+    /// details are loaded, it did not change in this transaction and no
+    /// abort threw its changes away. Through `&self`, for `map()`; `false`
+    /// also where only the blocking questions above can tell.
+    pub fn thin_flush_needs_no_commit(&self, dev: ThinId) -> bool {
+        self.pd.is_some()
+            && self
+                .devices
+                .iter()
+                .any(|td| td.id == dev && !td.changed && !td.aborted_with_changes)
+    }
+
     /// The details of `dev` as they stand in this transaction.
     pub fn device_details(&mut self, dev: ThinId) -> Result<Option<DeviceDetails>> {
         match self.get_device(dev)? {

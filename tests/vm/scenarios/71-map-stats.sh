@@ -3,8 +3,9 @@
 # reason, what it deferred to the worker. Reads of unprovisioned blocks of a
 # thin without an origin are answered in `map` (zeroes, nothing deferred);
 # with an external origin they go to the worker. Writes to new blocks are
-# deferred as provisioning, flushes as special, and reads of mapped blocks
-# are remapped. A bio that finds the pool lock held (the worker's commit, say) or needs
+# deferred as provisioning, flushes after them as special (they wait for
+# the commit), flushes with nothing to commit are sent down in map
+# (`flushed`), and reads of mapped blocks are remapped. A bio that finds the pool lock held (the worker's commit, say) or needs
 # metadata I/O is deferred for that reason instead, so the counts of the
 # bios of one kind are checked together with those two: every bio lands in
 # exactly one counter. The file goes with the pool.
@@ -35,6 +36,12 @@ main() {
     assert_le $((p0 + 16)) "$(msum provision)" "writes to new blocks deferred as provisioning"
     assert_gt "$(ms provision)" "$pp" "writes to new blocks deferred as provisioning"
     assert_gt "$(ms special)" "$s0" "flushes deferred as special"
+    # The sync committed the writes: a flush of a thin with nothing left to
+    # commit goes to the data device from map, not through the worker.
+    f0=$(ms flushed) s0=$(ms special)
+    for i in 1 2 3 4; do must sync /dev/mapper/t1; done
+    assert_gt "$(ms flushed)" "$f0" "flushes of a thin with nothing to commit sent down in map"
+    assert_eq "$(ms special)" "$s0" "flushes of a thin with nothing to commit deferred"
     r0=$(msum remapped) rr=$(ms remapped)
     assert_eq "$(sum_range /dev/mapper/t1 1024 0)" "$(pattern_sum 71 1024)" "written blocks read back"
     assert_le $((r0 + 16)) "$(msum remapped)" "reads of mapped blocks remapped in map"
