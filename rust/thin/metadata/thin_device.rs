@@ -220,6 +220,12 @@ impl<D: BlockDevice> PoolMetadata<D> {
         if self.pd.is_none() {
             return Err(Error::FailIo);
         }
+        // Cached, unlocked nodes first, as `map` reads them: no locks or
+        // counters to keep. Anything else takes the full way below, which
+        // reads, or gives the error.
+        if let Ok(r) = self.find_shared(dev, block, &mut None) {
+            return Ok(r);
+        }
         // A device not held open may need its details read: not in map().
         if !can_issue_io && !self.devices.iter().any(|td| td.id == dev) {
             return Err(Error::WouldBlock);
