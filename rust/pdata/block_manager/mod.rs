@@ -68,10 +68,14 @@
 //! lock held for reading; see `rust/thin/pool.rs`). Nothing here panics on
 //! disk content.
 
+mod cache;
+mod shared;
+mod writeback;
+
 use super::alloc::{BigVec, Vec};
 use super::block_device::{BlockDevice, BLOCK_SIZE};
 use super::error::{Error, Result};
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::AtomicBool;
 
 /// Checks blocks read from disk and prepares blocks for writing.
 pub trait BlockValidator: Sync {
@@ -184,10 +188,6 @@ fn same_validator(a: &dyn BlockValidator, b: &dyn BlockValidator) -> bool {
     ) || a.name() == b.name()
 }
 
-fn hash(b: u64, mask: usize) -> usize {
-    (b.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & mask
-}
-
 impl<D: BlockDevice> BlockManager<D> {
     /// A manager caching up to `capacity` blocks of `dev` (at least 16).
     /// The cache grows past `capacity` only if every slot is locked.
@@ -262,158 +262,6 @@ impl<D: BlockDevice> BlockManager<D> {
         self.read_only
     }
 
-    fn mask(&self) -> usize {
-        self.buckets.len() - 1
-    }
-
-    fn find(&self, b: u64) -> Option<usize> {
-        let mut i = *self.buckets.get(hash(b, self.mask()))?;
-        while i != NONE {
-            let s = self.slots.get(i as usize)?;
-            if s.block == b {
-                return Some(i as usize);
-            }
-            i = s.next;
-        }
-        None
-    }
-
-    fn unhash(&mut self, idx: usize) {
-        let b = match self.slots.get(idx) {
-            Some(s) if s.block != EMPTY_BLOCK => s.block,
-            _ => return,
-        };
-        let h = hash(b, self.mask());
-        let next = self.slots[idx].next;
-        if self.buckets[h] == idx as u32 {
-            self.buckets[h] = next;
-        } else {
-            let mut i = self.buckets[h];
-            while i != NONE {
-                let n = self.slots[i as usize].next;
-                if n == idx as u32 {
-                    self.slots[i as usize].next = next;
-                    break;
-                }
-                i = n;
-            }
-        }
-        let s = &mut self.slots[idx];
-        s.block = EMPTY_BLOCK;
-        s.next = NONE;
-        s.validator = None;
-        s.dirty = false;
-    }
-
-    fn rehash(&mut self, idx: usize, b: u64) {
-        let h = hash(b, self.mask());
-        let s = &mut self.slots[idx];
-        s.block = b;
-        s.next = self.buckets[h];
-        self.buckets[h] = idx as u32;
-    }
-
-    /// One turn of the clock: an unlocked slot that is empty, or clean and
-    /// not referenced since the hand last passed (clearing the referenced
-    /// bits it passes), unhashed. Dirty slots are passed over: writing one
-    /// here would be a synchronous write under the caller's lock.
-    fn clean_victim(&mut self) -> Option<usize> {
-        let n = self.slots.len();
-        for _ in 0..n.saturating_mul(2) {
-            let i = self.hand;
-            self.hand = (self.hand + 1) % n;
-            let s = &mut self.slots[i];
-            if s.readers > 0 || s.writer {
-                continue;
-            }
-            if s.block == EMPTY_BLOCK {
-                return Some(i);
-            }
-            if *s.referenced.get_mut() {
-                *s.referenced.get_mut() = false;
-                continue;
-            }
-            if s.dirty {
-                continue;
-            }
-            self.unhash(i);
-            return Some(i);
-        }
-        None
-    }
-
-    /// Finds a free or evictable slot (unhashed). A full cache gives up a
-    /// clean block; when every unlocked block is dirty, all of them are
-    /// written back in one batch first (dm-bufio writes dirty buffers
-    /// asynchronously under memory pressure the same way), so a miss costs
-    /// one batched write for many later ones. The cache grows past
-    /// `capacity` only when every slot is locked.
-    /// A free slot with a block buffer (a slot the shrinker emptied gets
-    /// one again).
-    fn get_slot(&mut self) -> Result<usize> {
-        let i = self.free_slot()?;
-        if self.slots[i].data.len() != BLOCK_SIZE {
-            let mut data = Vec::new();
-            data.resize(BLOCK_SIZE, 0u8)?;
-            self.slots[i].data = data;
-        }
-        Ok(i)
-    }
-
-    fn free_slot(&mut self) -> Result<usize> {
-        if self.slots.len() < self.capacity {
-            return self.add_slot();
-        }
-        if let Some(i) = self.clean_victim() {
-            return Ok(i);
-        }
-        if self.slots.iter().any(|s| s.dirty && !s.writer) {
-            self.write_dirty(None)?;
-            if let Some(i) = self.clean_victim() {
-                return Ok(i);
-            }
-        }
-        self.add_slot()
-    }
-
-    fn add_slot(&mut self) -> Result<usize> {
-        let mut data = Vec::new();
-        data.resize(BLOCK_SIZE, 0u8)?;
-        let idx = self.slots.len();
-        if idx >= (NONE as usize) - 1 {
-            return Err(Error::NoMem);
-        }
-        self.slots.push(Slot {
-            block: EMPTY_BLOCK,
-            data,
-            validator: None,
-            dirty: false,
-            readers: 0,
-            writer: false,
-            referenced: AtomicBool::new(false),
-            next: NONE,
-        })?;
-        // Keep the hash table at least twice the number of slots.
-        if self.slots.len() * 2 > self.buckets.len() {
-            self.grow_buckets()?;
-        }
-        Ok(idx)
-    }
-
-    fn grow_buckets(&mut self) -> Result<()> {
-        let nb = self.buckets.len().checked_mul(2).ok_or(Error::NoMem)?;
-        let mut buckets = BigVec::new();
-        buckets.resize(nb, NONE)?;
-        self.buckets = buckets;
-        for i in 0..self.slots.len() {
-            let b = self.slots[i].block;
-            if b != EMPTY_BLOCK {
-                self.rehash(i, b);
-            }
-        }
-        Ok(())
-    }
-
     fn check_location(&self, b: u64) -> Result<()> {
         if b >= self.nr_blocks {
             Err(Error::OutOfBounds)
@@ -471,49 +319,6 @@ impl<D: BlockDevice> BlockManager<D> {
         Ok(i)
     }
 
-    /// Frees the buffers of up to `nr` clean, unlocked cached blocks, the
-    /// least recently used first (one turn of the clock hand gives the
-    /// referenced ones a second chance). Returns how many were freed.
-    pub fn shrink(&mut self, nr: usize) -> usize {
-        let n = self.slots.len();
-        let mut freed = 0;
-        let mut i = self.hand;
-        for _ in 0..n.saturating_mul(2) {
-            if freed >= nr || n == 0 {
-                break;
-            }
-            i = (i + 1) % n;
-            let s = &mut self.slots[i];
-            if s.readers > 0 || s.writer || s.dirty || s.data.is_empty() {
-                continue;
-            }
-            if s.block != EMPTY_BLOCK && *s.referenced.get_mut() {
-                *s.referenced.get_mut() = false;
-                continue;
-            }
-            if s.block != EMPTY_BLOCK {
-                self.unhash(i);
-            }
-            self.slots[i].data = Vec::new();
-            freed += 1;
-        }
-        freed
-    }
-
-    /// Most blocks cached (but see the module documentation).
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Cached blocks [`Self::shrink`] could free now (clean, unlocked,
-    /// holding a buffer).
-    pub fn shrinkable(&self) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.readers == 0 && !s.writer && !s.dirty && !s.data.is_empty())
-            .count()
-    }
-
     /// Read-locks block `b`, reading and validating it on a cache miss.
     pub fn read_lock(&mut self, b: u64, v: &'static dyn BlockValidator) -> Result<ReadLock> {
         let i = self.get(b, v, false, false)?;
@@ -530,78 +335,6 @@ impl<D: BlockDevice> BlockManager<D> {
             return Err(Error::WouldBlock);
         }
         self.take_read(i, b)
-    }
-
-    /// The data of block `b` if it is cached, validated by `v` and not
-    /// write-locked, through `&self`: `Err(WouldBlock)` where
-    /// [`read_try_lock`](Self::read_try_lock) would read, `Err(Busy)` where
-    /// it would wait or fail (locked for writing, another validator).
-    /// No lock is taken, so the data is good only while nothing can change
-    /// the manager: the caller holds the owner's lock *shared*, and every
-    /// change (`&mut self`) is made under it held exclusively. Several
-    /// threads may peek at once; each sets the block's referenced bit (an
-    /// atomic) so the clock keeps it, and none counts a hit.
-    pub fn peek(&self, b: u64, v: &'static dyn BlockValidator) -> Result<&[u8]> {
-        self.check_location(b)?;
-        let s = self
-            .find(b)
-            .and_then(|i| self.slots.get(i))
-            .ok_or(Error::WouldBlock)?;
-        match s.validator {
-            Some(old) if !s.writer && same_validator(old, v) => {
-                // Read first: a line every peeker only reads stays shared
-                // between their CPUs (the root is in every lookup).
-                if !s.referenced.load(Ordering::Relaxed) {
-                    s.referenced.store(true, Ordering::Relaxed);
-                }
-                Ok(&s.data)
-            }
-            _ => Err(Error::Busy),
-        }
-    }
-
-    /// A mark to read block `b` without the manager: pass it to
-    /// [`install`](Self::install) with what was read. The device's copy of
-    /// a block the cache does not hold changes only by a write through
-    /// this manager, and each bumps the mark: so a copy read after the
-    /// mark is taken (with no write in progress: the caller holds the
-    /// owner's lock, shared at least) is current if no write came between.
-    pub fn write_epoch(&self) -> u64 {
-        self.write_epoch
-    }
-
-    /// Puts `data`, block `b` as read from the device by the caller since
-    /// [`write_epoch`](Self::write_epoch) returned `epoch`, in the cache,
-    /// validated by `v`: the miss of a lookup, read without the owner's
-    /// lock held exclusively (the pool's worker reads it while `map`s go on
-    /// looking up). Nothing is put if a write came since `epoch` (the copy
-    /// may be stale) or the block is cached already (the cache's copy wins,
-    /// dirty or not); `Ok(false)` then, and the caller looks up again.
-    /// A copy that fails `v` is the same error a read would give.
-    pub fn install(
-        &mut self,
-        b: u64,
-        data: &[u8],
-        v: &'static dyn BlockValidator,
-        epoch: u64,
-    ) -> Result<bool> {
-        self.check_location(b)?;
-        if data.len() != BLOCK_SIZE {
-            return Err(Error::Invalid);
-        }
-        if epoch != self.write_epoch || self.find(b).is_some() {
-            return Ok(false);
-        }
-        v.check(b, data)?;
-        let i = self.get_slot()?;
-        let s = &mut self.slots[i];
-        s.data.copy_from_slice(data);
-        s.validator = Some(v);
-        s.dirty = false;
-        *s.referenced.get_mut() = true;
-        self.rehash(i, b);
-        self.stats.reads += 1;
-        Ok(true)
     }
 
     fn take_read(&mut self, i: usize, b: u64) -> Result<ReadLock> {
@@ -749,115 +482,6 @@ impl<D: BlockDevice> BlockManager<D> {
             .sum()
     }
 
-    /// Writes every dirty block that is not write-locked, except
-    /// `except`, in one [`BlockDevice::write_blocks`] batch (no flush).
-    pub fn write_dirty(&mut self, except: Option<u64>) -> Result<()> {
-        let wanted = |s: &Slot| s.dirty && !s.writer && Some(s.block) != except;
-        let mut n = 0u64;
-        for s in self.slots.iter_mut().filter(|s| wanted(s)) {
-            if let Some(v) = s.validator {
-                v.prepare_for_write(s.block, &mut s.data);
-            }
-            n += 1;
-        }
-        if n == 0 {
-            return Ok(());
-        }
-        self.write_epoch = self.write_epoch.wrapping_add(1);
-        let slots = &self.slots;
-        self.dev.write_blocks(
-            &mut slots
-                .iter()
-                .filter(|s| wanted(s))
-                .map(|s| (s.block, &s.data[..])),
-        )?;
-        self.stats.writes += n;
-        for s in self.slots.iter_mut().filter(|s| wanted(s)) {
-            s.dirty = false;
-        }
-        Ok(())
-    }
-
-    /// Writes every dirty block and flushes the device (`dm_bm_flush`).
-    pub fn flush(&mut self) -> Result<()> {
-        if self.slots.iter().any(|s| s.writer) {
-            return Err(Error::Busy);
-        }
-        self.write_dirty(None)?;
-        self.dev.flush()
-    }
-
-    /// The commit sequence (`dm_tm_commit` over `dm_bm_flush`): every dirty
-    /// block but `sb` in one batch, a flush, then `sb` alone with FUA: the
-    /// superblock write is the commit point, and it is issued only once
-    /// everything it names is durable. `sb` is a write lock on the
-    /// superblock, released here. Any other lock still held is `Busy`.
-    pub fn flush_and_unlock(&mut self, sb: WriteLock) -> Result<()> {
-        let b = sb.block;
-        self.unlock_write(sb);
-        if self.slots.iter().any(|s| s.writer) {
-            return Err(Error::Busy);
-        }
-        self.write_dirty(Some(b))?;
-        self.dev.flush()?;
-        if let Some(i) = self.find(b) {
-            let s = &mut self.slots[i];
-            if let Some(v) = s.validator {
-                v.prepare_for_write(s.block, &mut s.data);
-            }
-            self.write_epoch = self.write_epoch.wrapping_add(1);
-            self.dev.write_fua(b, &s.data)?;
-            self.stats.writes += 1;
-            self.slots[i].dirty = false;
-        }
-        Ok(())
-    }
-
-    /// Edits block `b` on the device at once, durably, whatever the state
-    /// of the transaction: reads the device's copy (never a dirty cached
-    /// one), lets `edit` change it, stamps it with `v` and writes it with
-    /// FUA. A clean cached copy is replaced by the new contents; a dirty
-    /// one (a commit that failed half way, not yet aborted) gets the same
-    /// edit. Allowed in read-only mode: this is for a field of the last
-    /// committed superblock that must reach the disk even then (the
-    /// needs_check flag: `dm_pool_metadata_set_needs_check` "updates the
-    /// superblock immediately"). `Busy` if `b` is locked.
-    pub fn write_through(
-        &mut self,
-        b: u64,
-        v: &'static dyn BlockValidator,
-        edit: &mut dyn FnMut(&mut [u8]) -> Result<()>,
-    ) -> Result<()> {
-        self.check_location(b)?;
-        let cached = self.find(b);
-        if let Some(i) = cached {
-            let s = &self.slots[i];
-            if s.readers > 0 || s.writer {
-                return Err(Error::Busy);
-            }
-        }
-        let mut buf = Vec::new();
-        buf.resize(BLOCK_SIZE, 0u8)?;
-        self.dev.read(b, &mut buf)?;
-        self.stats.reads += 1;
-        v.check(b, &buf)?;
-        edit(&mut buf)?;
-        v.prepare_for_write(b, &mut buf);
-        self.write_epoch = self.write_epoch.wrapping_add(1);
-        self.dev.write_fua(b, &buf)?;
-        self.stats.writes += 1;
-        if let Some(i) = cached {
-            let s = &mut self.slots[i];
-            if s.dirty {
-                edit(&mut s.data)?;
-            } else {
-                s.data.copy_from_slice(&buf);
-                s.validator = Some(v);
-            }
-        }
-        Ok(())
-    }
-
     /// Releases every lock at once (after an error path lost track of
     /// some). Outstanding [`ReadLock`]/[`WriteLock`] handles become stale:
     /// using them afterwards reaches whatever block the slot then holds.
@@ -866,32 +490,6 @@ impl<D: BlockDevice> BlockManager<D> {
             s.readers = 0;
             s.writer = false;
         }
-    }
-
-    /// Drops every dirty block without writing it (abort), releasing any
-    /// locks still held. Clean blocks stay cached.
-    pub fn discard_dirty(&mut self) -> Result<()> {
-        self.write_epoch = self.write_epoch.wrapping_add(1);
-        self.force_unlock_all();
-        for i in 0..self.slots.len() {
-            if self.slots[i].dirty {
-                self.unhash(i);
-            }
-        }
-        Ok(())
-    }
-
-    /// Forgets every unlocked cached block (dirty ones are written first,
-    /// in one batch).
-    pub fn invalidate(&mut self) -> Result<()> {
-        self.write_dirty(None)?;
-        for i in 0..self.slots.len() {
-            let s = &self.slots[i];
-            if s.readers == 0 && !s.writer {
-                self.unhash(i);
-            }
-        }
-        Ok(())
     }
 
     /// Reads block `b` into the cache if it is not there (`dm_bm_prefetch`,
