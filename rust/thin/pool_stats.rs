@@ -10,7 +10,7 @@
 //!
 //! - `contended`: the worker, a commit, a message or status held the pool
 //!   lock for writing, or waited for it (the lookup was not even tried;
-//!   other `map`s share it for reading, see `pool.rs`).
+//!   other `map`s share it for reading, see `pool/mod.rs`).
 //! - `cache_miss`: the lookup needed metadata I/O.
 //! - `cell`: the block is held by a provisioning, copy or discard.
 //! - `provision`: a write to an unmapped or shared block.

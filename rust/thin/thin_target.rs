@@ -226,7 +226,7 @@ impl Target for ThinTarget {
     }
 
     /// C `thin_bio_map`: never sleeps, never does I/O; the lookup shares
-    /// the pool's lock with other `map`s (see `pool.rs`).
+    /// the pool's lock with other `map`s (see `pool/mod.rs`).
     fn map<'a>(&self, ti: &TargetRef<'_>, mut bio: MapBio<'a, ThinBio>) -> Mapped<'a> {
         if self.thin.requeue.load(Ordering::SeqCst) {
             return bio.requeue();

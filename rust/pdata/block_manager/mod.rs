@@ -48,7 +48,7 @@
 //! # Memory bound
 //!
 //! A manager of `capacity` slots (16 to 2^24; the pool target sizes it
-//! from memory, see `rust/thin/pool.rs`) holds at most `capacity` block
+//! from memory, see `rust/thin/pool/`) holds at most `capacity` block
 //! buffers of 4 KiB plus about 64 bytes of slot each, and a hash table of at
 //! most `4 * capacity` `u32`s: about 16.3 MiB for 4096 slots. Slots and
 //! buffers are allocated on first use. The cache grows past `capacity` only
@@ -65,7 +65,7 @@
 //! Single-threaded but for one call: methods take `&mut self`, and the owner
 //! puts the whole manager behind a lock. [`BlockManager::peek`] takes
 //! `&self`, for lookups that share that lock (`map()` under the pool's
-//! lock held for reading; see `rust/thin/pool.rs`). Nothing here panics on
+//! lock held for reading; see `rust/thin/pool/mod.rs`). Nothing here panics on
 //! disk content.
 
 mod cache;
