@@ -12,7 +12,8 @@
 # (the default set), and for the scaling issue randread4k_jN / overwrite4k_jN
 # (N fio jobs on one thin: run them in a boot with VM_SMP=N vCPUs),
 # fsync4k_x4 (four writers on four fresh thins, fsync after each 4k write,
-# each write provisioning), discard1g (blkdiscard of a whole filled 1 GiB
+# each write provisioning), discard1m (1 MiB discards over a filled 1 GiB;
+# "IOPS" are discards), discard1g (blkdiscard of a whole filled 1 GiB
 # thin; "IOPS" is MiB discarded per second) and bigmeta_randread4k (random
 # 4k reads over a thin of 2,097,152 mappings restored with thin_restore, on a
 # null_blk data device: metadata far beyond the Rust module's cache).
@@ -197,6 +198,8 @@ run_workload() {
             fio_run $dev write:60k 4k --size=$SNAP ;;
         discard64k)     # 64 KiB discards (one block each) over a filled region
             fill $dev $BIG; fio_run $dev trim 64k --ioengine=psync --iodepth=1 --size=$BIG ;;
+        discard1m)      # 1 MiB discards (16 blocks each) over a filled region
+            fill $dev $BIG; fio_run $dev trim 1m --ioengine=psync --iodepth=1 --size=$BIG ;;
         randread4k_j*|overwrite4k_j*)   # N jobs on one region
             n=${w#*_j}; rw=randread; case $w in overwrite*) rw=randwrite ;; esac
             fill $dev; fio_run $dev $rw 4k --time_based --numjobs=$n ;;
