@@ -600,7 +600,8 @@ impl PoolCore {
         // `map`s do not defer for the waker's tick every second.
         let generation = {
             let st = self.read();
-            if !flushes && !st.pmd.changed_this_transaction() {
+            let idle = !st.pmd.changed_this_transaction();
+            if !flushes && (idle || st.mode() >= PoolMode::OutOfMetadataSpace) {
                 return;
             }
             st.pmd.generation()
