@@ -54,33 +54,37 @@ impl ThinTarget {
     /// else (changes, an aborted commit, details not loaded, the lock held
     /// for writing) goes to the worker, which commits first or fails it.
     fn map_flush<'a>(&self, mut bio: MapBio<'a, ThinBio>) -> Mapped<'a> {
+        enum Next {
+            Down,
+            Defer(Deferral),
+            Kill,
+        }
         let core = self.thin.pool.core();
-        let (epoch, wake) = core.io.enter();
-        let passdown = match core.read_for_map() {
-            Some(st) if st.mode() == PoolMode::Fail => {
-                drop(st);
-                if core.io.exit(epoch) | wake {
-                    self.thin.pool.wake();
-                }
-                return bio.kill();
-            }
-            Some(st) if st.pmd.thin_flush_needs_no_commit(self.thin.id) => Ok(()),
-            Some(_) => Err(Deferral::Special),
-            None => Err(Deferral::Contended),
+        let (epoch, mut wake) = core.io.enter();
+        let next = match core.read_for_map() {
+            Some(st) if st.mode() == PoolMode::Fail => Next::Kill,
+            Some(st) if st.pmd.thin_flush_needs_no_commit(self.thin.id) => Next::Down,
+            Some(_) => Next::Defer(Deferral::Special),
+            None => Next::Defer(Deferral::Contended),
         };
-        if let Err(why) = passdown {
-            if core.io.exit(epoch) | wake {
-                self.thin.pool.wake();
-            }
-            core.stats.deferred(why);
-            return self.defer(bio);
+        if !matches!(next, Next::Down) {
+            wake |= core.io.exit(epoch);
         }
         if wake {
             self.thin.pool.wake();
         }
-        bio.data_mut().epoch.store(epoch, Ordering::SeqCst);
-        core.stats.flushed();
-        bio.remap_file(&core.data, 0)
+        match next {
+            Next::Kill => bio.kill(),
+            Next::Defer(why) => {
+                core.stats.deferred(why);
+                self.defer(bio)
+            }
+            Next::Down => {
+                bio.data_mut().epoch.store(epoch, Ordering::SeqCst);
+                core.stats.flushed();
+                bio.remap_file(&core.data, 0)
+            }
+        }
     }
 }
 
