@@ -25,6 +25,14 @@ swap_meta() { # swap_meta TABLE_TAIL: the metadata device becomes TABLE_TAIL
 }
 write_new_blocks() { # 1 MiB buffered into blocks 16-31, fsync: must fail
     if pattern 451 1024 | dd of=/dev/mapper/t1 bs=65536 seek=16 conv=fsync 2>/dev/null; then
+        # C 7.3's known defect (scenario 63): when the periodic commit fails
+        # before the fsync's flush arrives, __write_changed_details has
+        # cleared td->changed, the abort flags nothing, and the fsync
+        # "succeeds" over the lost writes. Reported on C, failed on Rust.
+        if [ "$IMPL" = c ]; then
+            note "C-DEFECT: fsync succeeded over writes a failed commit lost"
+            return
+        fi
         fail "writes needing metadata succeeded with the metadata device failing"
     fi
 }
